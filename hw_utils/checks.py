@@ -139,10 +139,14 @@ def assert_raises(
         function()
     except exception as error:
         if match is not None and match.lower() not in str(error).lower():
-            _fail(name, f"raised {exception.__name__}({str(error)!r}), expected a message "
-                  f"that mentions {match!r}.", hint)
+            _fail(
+                name,
+                f"raised {exception.__name__}({str(error)!r}), expected a message "
+                f"that mentions {match!r}.",
+                hint,
+            )
         return error
-    except Exception as error:  # noqa: BLE001 - reported to the student
+    except Exception as error:
         _fail(name, f"raised {type(error).__name__}: {error}; expected {exception.__name__}.", hint)
     _fail(name, f"returned normally, expected it to raise {exception.__name__}.", hint)
     raise AssertionError("unreachable")
@@ -162,7 +166,8 @@ def assert_overfit(accuracy: float, threshold: float = 95.0, hint: str | None = 
             "overfit check",
             f"reached {accuracy:.1f}% on the tiny training subset, expected at least "
             f"{threshold:.0f}%.",
-            hint or "a model that cannot memorise 100 images has a bug: check zero_grad(), "
+            hint
+            or "a model that cannot memorise 100 images has a bug: check zero_grad(), "
             "model.train(), the loss and the learning rate.",
         )
 
@@ -200,7 +205,7 @@ def score_cases(cases: Iterable[Case], points: float) -> float:
 
     Errors other than failed checks (a crash inside the student's code) count as failures and are
     reported with their type, so one bug costs its cases and not the whole cell. A
-    ``NotImplementedError`` (an untouched stub) propagates, so the cell stops with the stub's message.
+    ``NotImplementedError`` (an untouched stub) propagates: the cell stops with the stub's message.
     """
     cases = list(cases)
     if not cases:
@@ -213,7 +218,7 @@ def score_cases(cases: Iterable[Case], points: float) -> float:
             raise  # an untouched stub: stop here with the stub's own message
         except CheckFailed as failure:
             print(f"FAILED {case.name}: {failure}")
-        except Exception as error:  # noqa: BLE001 - reported to the student
+        except Exception as error:
             print(f"FAILED {case.name}: {type(error).__name__}: {error}")
         else:
             passed += 1

@@ -82,7 +82,9 @@ def find_course_root(start: str | os.PathLike | None = None) -> Path:
 
 def _require(table: dict, key: str, kind: type | tuple[type, ...], where: str):
     if key not in table:
-        raise ManifestError(f"{where}: missing key '{key}'. See hw_utils/manifest.py for the format.")
+        raise ManifestError(
+            f"{where}: missing key '{key}'. See hw_utils/manifest.py for the format."
+        )
     value = table[key]
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ManifestError(f"{where}: '{key}' = {value!r} should be of type {kind}.")
@@ -104,16 +106,14 @@ def load_assignment(path: Path) -> Assignment:
     where = str(path)
     limits_table = _require(data, "limits", dict, where)
     limits = Limits(
-        **{
-            name: _require(limits_table, name, int, f"{where} [limits]")
-            for name in Limits._fields
-        }
+        **{name: _require(limits_table, name, int, f"{where} [limits]") for name in Limits._fields}
     )
     needs = data.get("needs", {})
     notebooks = _require(data, "notebooks", list, where)
     if not notebooks or not all(isinstance(n, str) and not n.endswith(".ipynb") for n in notebooks):
         raise ManifestError(
-            f"{where}: 'notebooks' should list notebook names without .ipynb, e.g. [\"{path.stem}\"]"
+            f"{where}: 'notebooks' should list notebook names without .ipynb, "
+            f'e.g. ["{path.stem}"]'
         )
     return Assignment(
         id=assignment_id,

@@ -1,0 +1,151 @@
+"""The ``course`` command (also ``python -m hw_utils``): build, check, execute, grade, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from hw_utils.grading.nbgrader_cli import NbgraderError
+from hw_utils.grading.sandbox import SandboxUnavailableError
+from hw_utils.grading.submissions import SubmissionsError
+from hw_utils.manifest import CourseNotFoundError, ManifestError, find_course_root, load_manifest
+
+EXPECTED_ERRORS = (
+    CourseNotFoundError,
+    ManifestError,
+    NbgraderError,
+    SandboxUnavailableError,
+    SubmissionsError,
+)
+
+UNSANDBOXED_WARNING = """\
+WARNING: --no-sandbox: student code will run with YOUR permissions, network and files. It can
+read the gradebook and the hidden tests and change its own score. Use this only for submissions
+you trust (e.g. your own samples) or on a machine you can throw away."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__)
+    parser.add_argument(
+        "--course-dir", type=Path, help="course folder (default: found from the working directory)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="generate release/ from source/ with nbgrader")
+    build.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+
+    sub.add_parser("check", help="release in sync, no leaks, metadata and totals consistent")
+
+    execute = sub.add_parser(
+        "execute", help="run source notebooks in the CI profile, store outputs"
+    )
+    execute.add_argument("assignments", nargs="+")
+
+    grade = sub.add_parser("grade", help="autograde submissions in the sandbox, write grades")
+    grade.add_argument("assignment")
+    grade.add_argument(
+        "--submissions",
+        required=True,
+        type=Path,
+        help="folder (<student>/<assignment>/*.ipynb or <student>/*.ipynb) or LMS zip",
+    )
+    grade.add_argument(
+        "--out", required=True, type=Path, help="where grades.csv, cells.csv and feedback/ go"
+    )
+    grade.add_argument("--db", help="gradebook URL (default: sqlite:///<course>/gradebook.db)")
+    _add_run_options(grade)
+    grade.add_argument("--scheduler", help="Dask scheduler address: grade on a cluster")
+
+    demo = sub.add_parser("demo", help="build and grade the bundled sample submissions")
+    demo.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    demo.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: <course>/demo)"
+    )
+    _add_run_options(demo)
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    parser.add_argument("--no-sandbox", action="store_true", help="run student code unconfined")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hw_utils.grading import batch, build, check, demo
+
+    root = find_course_root(args.course_dir)
+    if args.command == "build":
+        manifest = load_manifest(root)
+        for assignment_id in args.assignments or list(manifest):
+            if assignment_id not in manifest:
+                raise ManifestError(
+                    f"Unknown assignment '{assignment_id}' (known: "
+                    f"{', '.join(manifest) or 'none'})."
+                )
+            folder = build.build_release(root, manifest[assignment_id])
+            print(f"built {folder.relative_to(root)}/")
+        return 0
+    if args.command == "check":
+        problems = check.check_course(root)
+        for problem in problems:
+            print(f"problem: {problem}")
+        print(f"course check: {len(problems)} problem(s)" if problems else "course check: all good")
+        return 1 if problems else 0
+    if args.command == "execute":
+        manifest = load_manifest(root)
+        for assignment_id in args.assignments:
+            if assignment_id not in manifest:
+                raise ManifestError(f"Unknown assignment '{assignment_id}'.")
+            for path in build.execute_source(root, manifest[assignment_id]):
+                print(f"executed {path.relative_to(root)} (CI profile)")
+        return 0
+    if getattr(args, "no_sandbox", False):
+        print(UNSANDBOXED_WARNING, file=sys.stderr)
+    if args.command == "grade":
+        report = batch.grade_batch(
+            root,
+            args.assignment,
+            args.submissions,
+            args.out,
+            db_url=args.db,
+            jobs=args.jobs,
+            scheduler=args.scheduler,
+            sandbox=not args.no_sandbox,
+        )
+        print()
+        print(batch.format_table(report))
+        print(
+            f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'}, {args.out / 'feedback'}/"
+        )
+        return 0
+    if args.command == "demo":
+        results = demo.run_demo(
+            root,
+            args.out or root / "demo",
+            args.assignments or None,
+            jobs=args.jobs,
+            sandbox=not args.no_sandbox,
+        )
+        mismatches = [
+            row.student_id
+            for report, expected in results
+            for row in report.rows
+            if row.student_id in expected and abs(row.score - expected[row.student_id]) > 1e-6
+        ]
+        if mismatches:
+            print(f"demo: scores differ from the samples' expectations: {', '.join(mismatches)}")
+            return 1
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore", module="nbgrader")
+    try:
+        return _run(args)
+    except EXPECTED_ERRORS as error:
+        print(f"course {args.command}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,229 @@
+"""``course grade``: grade a batch of submissions of one assignment, safely and completely.
+
+1. find the submissions (folder or LMS zip), copying nothing back and modifying nothing;
+2. build the trusted bundle and record the assignment in the course gradebook;
+3. autograde every submission in its own sandboxed throwaway course (threads, or Dask workers);
+4. merge the scores into the course gradebook, put the autograded notebooks where formgrader
+   finds them, render feedback with nbgrader (hidden tests stripped);
+5. write ``grades.csv`` (one row per student, a status that says why when something went
+   wrong), ``cells.csv`` (per-cell detail) and ``feedback/<student>/`` into the output folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+from hw_utils.grading import autograde as A
+from hw_utils.grading.gradebook import default_db_url, merge_result, read_scores
+from hw_utils.grading.nbgrader_cli import run_nbgrader
+from hw_utils.grading.sandbox import SandboxPolicy, require_bwrap
+from hw_utils.grading.submissions import Submission, discover
+from hw_utils.manifest import Assignment, get_assignment
+
+NEEDS_MANUAL_GRADE = "needs_manual_grade"
+
+
+class GradeRow(NamedTuple):
+    """One line of grades.csv."""
+
+    student_id: str
+    score: float
+    max_score: float
+    status: str
+    flags: tuple[str, ...]
+    message: str
+    seconds: float
+
+
+class BatchReport(NamedTuple):
+    assignment_id: str
+    rows: list[GradeRow]
+    out_dir: Path
+    seconds: float
+
+
+def _task(assignment: Assignment, submission: Submission, bundle: bytes, policy) -> A.GradingTask:
+    notebooks = (
+        {}
+        if submission.problem
+        else {name: path.read_bytes() for name, path in submission.notebooks.items()}
+    )
+    return A.GradingTask(
+        assignment, submission.student_id, notebooks, submission.flags, bundle, policy
+    )
+
+
+def _run_all(
+    tasks: list[A.GradingTask], jobs: int, scheduler: str | None, fallback: Callable
+) -> Iterator[A.SubmissionResult]:
+    """Results in completion order; a task that fails outside grade_submission (a lost Dask
+    worker) yields ``fallback(task, error)`` instead of stopping the batch."""
+    if scheduler:
+        from dask.distributed import Client, as_completed
+
+        with Client(scheduler) as client:
+            futures = {client.submit(A.grade_submission, t, pure=False): t for t in tasks}
+            for future in as_completed(futures):
+                try:
+                    yield future.result()
+                except Exception as error:
+                    yield fallback(futures[future], error)
+        return
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(A.grade_submission, t): t for t in tasks}
+        for future, task in futures.items():
+            try:
+                yield future.result()
+            except Exception as error:
+                yield fallback(task, error)
+
+
+def _write_feedback(course_root: Path, assignment_id: str, db_url: str, students, out_dir: Path):
+    """Render feedback with nbgrader in the course folder, then copy it to ``out_dir``."""
+    run_nbgrader(
+        ["generate_feedback", assignment_id, "--force", f"--db={db_url}"],
+        course_root,
+        check=False,
+    )
+    for student in students:
+        rendered = course_root / "feedback" / student / assignment_id
+        if rendered.is_dir():
+            target = out_dir / "feedback" / student
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(rendered, target)
+
+
+def _write_csv(out_dir: Path, rows: list[GradeRow], db_url: str, assignment_id: str) -> None:
+    with open(out_dir / "grades.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student_id", "score", "max_score", "status", "flags", "message"])
+        for r in rows:
+            writer.writerow(
+                [
+                    r.student_id,
+                    f"{r.score:g}",
+                    f"{r.max_score:g}",
+                    r.status,
+                    ";".join(r.flags),
+                    r.message.replace("\n", " ")[:300],
+                ]
+            )
+    with open(out_dir / "cells.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student_id", "notebook", "grade_id", "score", "max_score", "pending"])
+        for r in rows:
+            scores = read_scores(db_url, assignment_id, r.student_id)
+            for cell in scores.cells if scores else ():
+                score = "" if cell.score is None else f"{cell.score:g}"
+                writer.writerow(
+                    [
+                        r.student_id,
+                        cell.notebook,
+                        cell.grade_id,
+                        score,
+                        f"{cell.max_score:g}",
+                        "manual" if cell.needs_manual_grade else "",
+                    ]
+                )
+
+
+def grade_batch(
+    course_root: Path,
+    assignment_id: str,
+    submissions: Path,
+    out_dir: Path,
+    *,
+    db_url: str | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    sandbox: bool = True,
+    log: Callable[[str], None] = print,
+) -> BatchReport:
+    """Grade every submission at ``submissions`` and write the reports into ``out_dir``."""
+    started = time.monotonic()
+    course_root = Path(course_root).resolve()
+    assignment = get_assignment(course_root, assignment_id)
+    if sandbox:
+        require_bwrap()
+    db_url = db_url or default_db_url(course_root)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    policy = SandboxPolicy(enabled=sandbox)
+
+    with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
+        found = discover(Path(submissions), assignment, Path(scratch))
+        log(f"{assignment_id}: {len(found)} submission(s) in {submissions}")
+        copy = A.trusted_copy(course_root, assignment, Path(scratch))
+        bundle = A.make_bundle(copy, assignment)
+        A.register_assignment(copy, assignment, db_url)
+        zero = A.scores_from_gradebook(copy / "gradebook.db", assignment, None)
+
+        def fallback(task: A.GradingTask, error: Exception) -> A.SubmissionResult:
+            return A.SubmissionResult(
+                task.student_id,
+                A.ERROR,
+                task.flags,
+                tuple(zero),
+                {},
+                f"grading job failed: {type(error).__name__}: {error}",
+                0.0,
+            )
+
+        problems = {s.student_id: s.problem for s in found if s.problem}
+        tasks = [_task(assignment, s, bundle, policy) for s in found]
+        rows: list[GradeRow] = []
+        for result in _run_all(tasks, jobs, scheduler, fallback):
+            merge_result(db_url, assignment_id, result)
+            target = course_root / "autograded" / result.student_id / assignment_id
+            shutil.rmtree(target, ignore_errors=True)
+            if result.autograded:
+                target.mkdir(parents=True)
+                for name, content in result.autograded.items():
+                    (target / name).write_bytes(content)
+            scores = read_scores(db_url, assignment_id, result.student_id)
+            status = result.status
+            if status == A.GRADED and scores.needs_manual_grade:
+                status = NEEDS_MANUAL_GRADE
+            message = problems.get(result.student_id) or result.message
+            row = GradeRow(
+                result.student_id,
+                scores.score,
+                scores.max_score,
+                status,
+                result.flags,
+                message,
+                result.seconds,
+            )
+            rows.append(row)
+            log(
+                f"  {row.student_id:<24} {row.score:>6g} / {row.max_score:g}  {row.status}"
+                f"{'  [' + ';'.join(row.flags) + ']' if row.flags else ''}  ({row.seconds:.1f} s)"
+            )
+
+    rows.sort(key=lambda r: r.student_id)
+    _write_feedback(course_root, assignment_id, db_url, [r.student_id for r in rows], out_dir)
+    _write_csv(out_dir, rows, db_url, assignment_id)
+    return BatchReport(assignment_id, rows, out_dir, round(time.monotonic() - started, 1))
+
+
+def format_table(report: BatchReport, expected: dict[str, float] | None = None) -> str:
+    """The grade table as text; with ``expected`` (student -> autograded points) a check column."""
+    header = f"{'student':<24} {'score':>7} {'max':>6}  {'status':<20} flags"
+    if expected:
+        header += "   expected"
+    lines = [f"{report.assignment_id}", header, "-" * len(header)]
+    for r in report.rows:
+        flags = ";".join(r.flags)
+        line = f"{r.student_id:<24} {r.score:>7g} {r.max_score:>6g}  {r.status:<20} {flags}"
+        if expected and r.student_id in expected:
+            mark = "ok" if abs(expected[r.student_id] - r.score) < 1e-6 else "MISMATCH"
+            line += f"   {expected[r.student_id]:g} {mark}"
+        lines.append(line)
+    return "\n".join(lines)

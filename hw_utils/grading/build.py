@@ -1,0 +1,80 @@
+"""``course build``: generate the student release with nbgrader, and ``course execute``: store the
+CI-profile outputs of a source notebook."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from hw_utils.grading.cells import source_notebook
+from hw_utils.grading.nbgrader_cli import run_nbgrader
+from hw_utils.manifest import Assignment, ManifestError
+
+
+def check_source_exists(course_root: Path, assignment: Assignment) -> None:
+    """Raise :class:`ManifestError` naming the missing notebook and the manifest entry."""
+    for notebook in assignment.notebooks:
+        path = source_notebook(course_root, assignment.id, notebook)
+        if not path.is_file():
+            raise ManifestError(
+                f"{path} does not exist, but assignments/{assignment.id}.toml lists notebook "
+                f"'{notebook}'. Create it, or fix 'notebooks' in the manifest."
+            )
+
+
+def build_release(
+    course_root: Path, assignment: Assignment, release_root: Path | None = None
+) -> Path:
+    """Generate ``<release_root>/<id>/`` (default ``release/``) from ``source/<id>/`` with
+    ``nbgrader generate_assignment``; the course gradebook is not touched. Returns the folder."""
+    course_root = Path(course_root)
+    check_source_exists(course_root, assignment)
+    release_root = Path(release_root or course_root / "release").resolve()
+    target = release_root / assignment.id
+    if target.exists():
+        shutil.rmtree(target)
+    with tempfile.TemporaryDirectory(prefix="course-build-") as scratch:
+        run_nbgrader(
+            [
+                "generate_assignment",
+                assignment.id,
+                "--force",
+                f"--db=sqlite:///{Path(scratch) / 'gradebook.db'}",
+                f"--CourseDirectory.release_directory={release_root}",
+            ],
+            course_root,
+        )
+    return target
+
+
+def execute_source(course_root: Path, assignment: Assignment) -> list[Path]:
+    """Run each source notebook of ``assignment`` in place in the CI profile, storing its outputs
+    (what nbval later compares). A cell error stops and is raised, with nothing written."""
+    check_source_exists(course_root, assignment)
+    written = []
+    previous = os.environ.get("HW_PROFILE")
+    os.environ["HW_PROFILE"] = "ci"
+    try:
+        for notebook in assignment.notebooks:
+            path = source_notebook(course_root, assignment.id, notebook)
+            nb = nbformat.read(path, as_version=4)
+            NotebookClient(
+                nb,
+                timeout=2 * assignment.limits.cell_timeout_s,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(path.parent)}},
+                record_timing=False,
+            ).execute()
+            nbformat.write(nb, path)
+            written.append(path)
+    finally:
+        if previous is None:
+            os.environ.pop("HW_PROFILE", None)
+        else:
+            os.environ["HW_PROFILE"] = previous
+    return written

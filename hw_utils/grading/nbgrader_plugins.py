@@ -1,0 +1,188 @@
+"""nbgrader preprocessors of the course, wired in by nbgrader_config.py.
+
+- :class:`ResilientExecute` (autograde): nbgrader's Execute with a time budget for the whole
+  notebook, a cap on the output a cell may produce, and survival of a dead kernel: cells after the
+  failure are marked "not run" (so their tests score 0) while earlier cells keep their points; the
+  outcome goes to a JSON status file read by the grader.
+- :class:`NamedStubClearSolutions` (generate_assignment): each solution region becomes
+  ``raise NotImplementedError("<function>: ...")`` naming the function or method to write.
+- :class:`StderrToStdout` (autograde, after Execute): nbgrader zeroes a test cell that wrote
+  anything to stderr, so a passing test that triggered a warning would score 0; errors still
+  score 0 because they are separate ``error`` outputs.
+- :class:`HideTestInternals` (generate_feedback): removes hidden-test regions from test cells and
+  reduces test-cell tracebacks to their last line, so feedback never shows hidden-test source.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+from nbclient.exceptions import DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbformat.v4 import new_output
+from nbgrader import utils
+from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
+from traitlets import Integer, Unicode
+
+_DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def enclosing_name(lines: list[str], index: int) -> str | None:
+    """Qualified name (``Class.method``) of the definitions enclosing ``lines[index]``."""
+    indent = len(lines[index]) - len(lines[index].lstrip())
+    names = []
+    for line in reversed(lines[:index]):
+        match = _DEFINITION.match(line)
+        if match and len(match.group(1)) < indent:
+            names.append(match.group(3))
+            indent = len(match.group(1))
+    return ".".join(reversed(names)) or None
+
+
+class NamedStubClearSolutions(ClearSolutions):
+    """ClearSolutions whose code stub names the function the student must write."""
+
+    def _replace_solution_region(self, cell: NotebookNode, language: str) -> bool:
+        if cell.cell_type != "code":
+            return super()._replace_solution_region(cell, language)
+        lines = cell.source.split("\n")
+        new_lines: list[str] = []
+        in_solution = replaced = False
+        for index, line in enumerate(lines):
+            if self.begin_solution_delimeter in line:
+                if in_solution:
+                    raise RuntimeError(
+                        f"nested '{self.begin_solution_delimeter}' in:\n{cell.source}"
+                    )
+                in_solution = replaced = True
+                indent = re.match(r"\s*", line).group(0)
+                name = enclosing_name(lines, index) or cell.metadata.get("nbgrader", {}).get(
+                    "grade_id", "this cell"
+                )
+                new_lines.append(f"{indent}# YOUR CODE HERE")
+                new_lines.append(
+                    f'{indent}raise NotImplementedError("{name}: replace this line with your code")'
+                )
+            elif self.end_solution_delimeter in line:
+                in_solution = False
+            elif not in_solution:
+                new_lines.append(line)
+        if in_solution:
+            raise RuntimeError(f"no '{self.end_solution_delimeter}' in:\n{cell.source}")
+        cell.source = "\n".join(new_lines)
+        return replaced
+
+
+class StderrToStdout(NbGraderPreprocessor):
+    """Turn stderr stream outputs of code cells into stdout, prefixed ``[stderr]``."""
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            for output in cell.outputs:
+                if output.output_type == "stream" and output.name == "stderr":
+                    output.name = "stdout"
+                    output.text = "".join(
+                        f"[stderr] {line}" for line in output.text.splitlines(True)
+                    )
+        return cell, resources
+
+
+class HideTestInternals(NbGraderPreprocessor):
+    """Strip hidden tests and test-cell tracebacks from notebooks before feedback is rendered."""
+
+    begin = "### BEGIN HIDDEN TESTS"
+    end = "### END HIDDEN TESTS"
+
+    def preprocess_cell(self, cell, resources, index):
+        if not utils.is_grade(cell) or cell.cell_type != "code":
+            return cell, resources
+        kept, hidden = [], False
+        for line in cell.source.split("\n"):
+            if self.begin in line:
+                hidden = True
+                kept.append(line.replace(self.begin, "(hidden tests were run here)"))
+            elif self.end in line:
+                hidden = False
+            elif not hidden:
+                kept.append(line)
+        cell.source = "\n".join(kept)
+        for output in cell.outputs:
+            if output.output_type == "error":
+                last = _ANSI.sub("", output.traceback[-1]) if output.traceback else ""
+                output.traceback = [last or f"{output.ename}: {output.evalue}"]
+        return cell, resources
+
+
+def _error_output(ename: str, evalue: str) -> NotebookNode:
+    return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+class ResilientExecute(Execute):
+    """Execute that always returns a notebook nbgrader can score, and reports what happened."""
+
+    notebook_timeout = Integer(
+        0, help="Wall-clock budget of the whole notebook in seconds (0: none)."
+    ).tag(config=True)
+    max_output_bytes = Integer(
+        2_000_000, help="Outputs a cell may produce before the rest is dropped."
+    ).tag(config=True)
+    status_file = Unicode("", help="Where to write the execution outcome as JSON.").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._stopped: tuple[str, str] | None = None
+        self._flags: list[str] = []
+        self._output_bytes: dict[int, int] = {}
+        self._deadline = time.monotonic() + self.notebook_timeout if self.notebook_timeout else None
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._write_status()
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code":
+            return cell, resources
+        if self._stopped is None and self._deadline and time.monotonic() > self._deadline:
+            self._stop("timeout", f"the notebook used its {self.notebook_timeout} s budget")
+        if self._stopped is not None:
+            cell.outputs = [_error_output("NotRun", f"not run: {self._stopped[1]}")]
+            return cell, resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            cell.outputs.append(
+                _error_output(
+                    "KernelDied",
+                    "the kernel stopped while running this cell (exit, crash, or memory limit)",
+                )
+            )
+            self._stop("kernel_died", f"the kernel died in cell {index}")
+            return cell, resources
+        if any(o.output_type == "error" and o.ename == "CellTimeoutError" for o in cell.outputs):
+            self._flags.append(f"cell_timeout:{index}")
+        return cell, resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {})))
+        used = self._output_bytes.get(cell_index, 0)
+        self._output_bytes[cell_index] = used + size
+        if used + size > self.max_output_bytes:
+            if used <= self.max_output_bytes:
+                self._flags.append(f"output_truncated:{cell_index}")
+                outs.append(new_output("stream", name="stdout", text="... output truncated ...\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _stop(self, status: str, message: str) -> None:
+        self._stopped = (status, message)
+
+    def _write_status(self) -> None:
+        if not self.status_file:
+            return
+        status, message = self._stopped or ("graded", "")
+        Path(self.status_file).write_text(
+            json.dumps({"status": status, "message": message, "flags": sorted(set(self._flags))})
+        )
