@@ -14,12 +14,15 @@ from nbgrader.preprocessors import (
     ClearMarkScheme,
     ClearOutput,
     ComputeChecksums,
+    DeduplicateIds,
     GetGrades,
     IgnorePattern,
     IncludeHeaderFooter,
     InstantiateTests,
     LimitOutput,
     LockCells,
+    OverwriteCells,
+    OverwriteKernelspec,
     SaveAutoGrades,
     SaveCells,
 )
@@ -28,6 +31,7 @@ from hw_utils.grading.nbgrader_plugins import (
     HideTestInternals,
     NamedStubClearSolutions,
     ResilientExecute,
+    RestoreCellMetadata,
     StderrToStdout,
 )
 from hw_utils.manifest import load_manifest
@@ -56,6 +60,14 @@ c.GenerateAssignment.preprocessors = [
 ]
 
 # A deleted or re-flagged test cell is put back from the gradebook before execution.
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    RestoreCellMetadata,
+    OverwriteCells,
+    CheckCellMetadata,
+]
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.autograde_preprocessors = [
     ResilientExecute,

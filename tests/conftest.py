@@ -1,10 +1,38 @@
-"""Test-wide settings: the CI profile and a non-interactive matplotlib backend.
+"""Test-wide settings and fixtures.
 
-Set before anything imports hw_utils or starts a kernel, so that nbval's kernels and the grading
-subprocesses inherit them.
+The CI profile and a non-interactive matplotlib backend are set before anything imports hw_utils
+or starts a kernel, so nbval's kernels and the grading subprocesses inherit them.
 """
 
 import os
+import shutil
+from pathlib import Path
+
+import pytest
 
 os.environ["HW_PROFILE"] = "ci"
 os.environ["MPLBACKEND"] = "Agg"
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_COURSE = Path(__file__).resolve().parent / "fixtures" / "course"
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO
+
+
+def make_fixture_course(destination: Path) -> Path:
+    """A scratch course: the real nbgrader_config.py plus the tiny fixture assignment, built."""
+    from hw_utils.grading.build import build_release
+    from hw_utils.manifest import get_assignment
+
+    shutil.copytree(FIXTURE_COURSE, destination)
+    shutil.copy(REPO / "nbgrader_config.py", destination)
+    build_release(destination, get_assignment(destination, "hw9_fixture"))
+    return destination
+
+
+@pytest.fixture
+def fixture_course(tmp_path: Path) -> Path:
+    return make_fixture_course(tmp_path / "course")

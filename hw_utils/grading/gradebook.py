@@ -7,10 +7,12 @@ kept when a submission is graded again.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 
 from hw_utils.grading.autograde import CellScore, SubmissionResult
 
@@ -22,7 +24,9 @@ def default_db_url(course_root: Path) -> str:
 def merge_result(db_url: str, assignment_id: str, result: SubmissionResult) -> None:
     """Write one submission's autograde scores into the gradebook (creating student and
     submission rows as needed)."""
-    with Gradebook(db_url) as gb:
+    with Gradebook(db_url) as gb, warnings.catch_warnings():
+        # nbgrader's add_submission trips a harmless SQLAlchemy autoflush warning.
+        warnings.simplefilter("ignore", SAWarning)
         gb.update_or_create_student(result.student_id)
         try:
             gb.find_submission(assignment_id, result.student_id)

@@ -1,5 +1,8 @@
 """nbgrader preprocessors of the course, wired in by nbgrader_config.py.
 
+- :class:`RestoreCellMetadata` (autograde, before OverwriteCells): puts back the nbgrader metadata
+  (grade, solution, locked, points) of every known cell from the gradebook, so a test cell whose
+  flags a student changed is restored and run like any other, instead of crashing nbgrader.
 - :class:`ResilientExecute` (autograde): nbgrader's Execute with a time budget for the whole
   notebook, a cap on the output a cell may produce, and survival of a dead kernel: cells after the
   failure are marked "not run" (so their tests score 0) while earlier cells keep their points; the
@@ -24,6 +27,7 @@ from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_output
 from nbgrader import utils
+from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
 from traitlets import Integer, Unicode
 
@@ -117,6 +121,58 @@ class HideTestInternals(NbGraderPreprocessor):
         return cell, resources
 
 
+def record_outcome(
+    status_file: str,
+    *,
+    status: str | None = None,
+    message: str = "",
+    flags: list[str] | tuple[str, ...] = (),
+) -> None:
+    """Merge an outcome into the JSON status file shared by the autograde preprocessors."""
+    if not status_file:
+        return
+    path = Path(status_file)
+    outcome = json.loads(path.read_text()) if path.exists() else {"status": "graded", "flags": []}
+    if status is not None:
+        outcome["status"], outcome["message"] = status, message
+    outcome["flags"] = sorted(set(outcome.get("flags", [])) | set(flags))
+    path.write_text(json.dumps(outcome))
+
+
+class RestoreCellMetadata(NbGraderPreprocessor):
+    """Reset the nbgrader flags of every cell the gradebook knows; flag each change."""
+
+    status_file = Unicode("", help="JSON file where changed cells are flagged.").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            master = gb.find_notebook(info["notebook"], info["assignment"])
+            graded = {cell.name: float(cell.max_score) for cell in master.grade_cells}
+            solutions = {cell.name for cell in master.solution_cells}
+            locked = {cell.name: bool(cell.locked) for cell in master.source_cells}
+        changed = []
+        for cell in nb.cells:
+            meta = cell.get("metadata", {}).get("nbgrader")
+            if not meta or meta.get("grade_id") not in locked:
+                continue
+            name = meta["grade_id"]
+            wanted = {
+                "grade": name in graded,
+                "solution": name in solutions,
+                "locked": locked[name],
+            }
+            if name in graded:
+                wanted["points"] = graded[name]
+            if any(meta.get(key) != value for key, value in wanted.items()):
+                changed.append(f"metadata_changed:{name}")
+                meta.update(wanted)
+                if name not in graded:
+                    meta.pop("points", None)
+        record_outcome(self.status_file, flags=changed)
+        return nb, resources
+
+
 def _error_output(ename: str, evalue: str) -> NotebookNode:
     return new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
@@ -180,9 +236,5 @@ class ResilientExecute(Execute):
         self._stopped = (status, message)
 
     def _write_status(self) -> None:
-        if not self.status_file:
-            return
         status, message = self._stopped or ("graded", "")
-        Path(self.status_file).write_text(
-            json.dumps({"status": status, "message": message, "flags": sorted(set(self._flags))})
-        )
+        record_outcome(self.status_file, status=status, message=message, flags=self._flags)

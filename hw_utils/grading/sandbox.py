@@ -77,6 +77,7 @@ def prepare(
     args = [
         f"--ResilientExecute.notebook_timeout={limits.notebook_timeout_s}",
         f"--ResilientExecute.status_file={status_file}",
+        f"--RestoreCellMetadata.status_file={status_file}",
     ]
     if not policy.enabled:
         return args, {}
