@@ -86,13 +86,14 @@ def odd_submissions(course: Path, submissions: Path) -> dict[str, dict]:
     _write(submissions / "deleted" / ASSIGNMENT, deleted)
 
     flood = nbformat.from_dict(json.loads(nbformat.writes(full)))
-    flood.cells.insert(2, nbformat.v4.new_code_cell("for i in range(300_000):\n    print('x' * 20)"))
+    spam = nbformat.v4.new_code_cell("for i in range(300_000):\n    print('x' * 20)")
+    flood.cells.insert(2, spam)
     _write(submissions / "flood" / ASSIGNMENT, flood)
 
     warns = nbformat.from_dict(json.loads(nbformat.writes(full)))
-    _cell(warns, "add").source = (
-        "import warnings\n\ndef add(a, b):\n    warnings.warn('adding')\n    return a + b"
-    )
+    _cell(
+        warns, "add"
+    ).source = "import warnings\n\ndef add(a, b):\n    warnings.warn('adding')\n    return a + b"
     _write(submissions / "warns" / ASSIGNMENT, warns)
 
     return {
@@ -195,8 +196,11 @@ def test_gradebook_holds_the_scores_and_nbgrader_export_reads_them(batch):
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     subprocess.run(
         [sys.executable, "-m", "nbgrader", "export", "--to=export.csv"],
-        cwd=course, env=env, check=True, capture_output=True,
-    )  # fmt: skip
+        cwd=course,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     with open(course / "export.csv") as f:
         exported = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(f)}
     assert exported["sample_full"] == 7
