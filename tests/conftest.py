@@ -33,6 +33,12 @@ def make_fixture_course(destination: Path) -> Path:
     return destination
 
 
+@pytest.fixture(scope="session")
+def _built_fixture_course(tmp_path_factory) -> Path:
+    return make_fixture_course(tmp_path_factory.mktemp("fixture") / "course")
+
+
 @pytest.fixture
-def fixture_course(tmp_path: Path) -> Path:
-    return make_fixture_course(tmp_path / "course")
+def fixture_course(_built_fixture_course: Path, tmp_path: Path) -> Path:
+    """A private copy of the built fixture course (release included)."""
+    return Path(shutil.copytree(_built_fixture_course, tmp_path / "course"))

@@ -1,0 +1,84 @@
+"""The `course` command: help, clear errors, and exit codes."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+from hw_utils.cli import main
+
+
+def test_help_lists_every_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "hw_utils", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("build", "check", "execute", "grade", "demo"):
+        assert command in result.stdout
+
+
+def test_outside_a_course_the_error_says_where_to_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COURSE_DIR", raising=False)
+    assert main(["check"]) == 2
+    assert "No course directory" in capsys.readouterr().err
+
+
+def test_unknown_assignment_lists_the_known_ones(fixture_course, capsys):
+    code = main(
+        [
+            "--course-dir",
+            str(fixture_course),
+            "grade",
+            "hw1_convolutoin",
+            "--submissions",
+            str(fixture_course),
+            "--out",
+            str(fixture_course / "out"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Unknown assignment 'hw1_convolutoin'" in err and "hw9_fixture" in err
+
+
+def test_missing_submissions_folder(fixture_course, capsys):
+    code = main(
+        [
+            "--course-dir",
+            str(fixture_course),
+            "grade",
+            "hw9_fixture",
+            "--submissions",
+            str(fixture_course / "nope"),
+            "--out",
+            str(fixture_course / "o"),
+        ]
+    )
+    assert code == 2
+    assert "nope does not exist" in capsys.readouterr().err
+
+
+def test_grading_refuses_without_bubblewrap(fixture_course, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    code = main(
+        [
+            "--course-dir",
+            str(fixture_course),
+            "grade",
+            "hw9_fixture",
+            "--submissions",
+            str(fixture_course),
+            "--out",
+            str(fixture_course / "o"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "apt-get install bubblewrap" in err and "--no-sandbox" in err
+
+
+def test_check_reports_problems_with_exit_1(fixture_course, capsys):
+    (fixture_course / "source/hw8_orphan").mkdir()
+    assert main(["--course-dir", str(fixture_course), "check"]) == 1
+    assert "hw8_orphan" in capsys.readouterr().out
