@@ -148,6 +148,7 @@ def test_every_sample_earns_exactly_its_expected_cell_scores(batch):
         expected = expected_scores(sample, batch["course"], batch["assignment"])
         got = {grade_id: float(cells[sample.student_id][grade_id]) for grade_id in expected}
         assert got == expected, sample.student_id
+        assert batch["rows"][sample.student_id].flags == (), "honest submissions are never flagged"
 
 
 def test_awkward_submissions_get_a_status_and_exactly_the_points_earned(batch):
@@ -156,6 +157,8 @@ def test_awkward_submissions_get_a_status_and_exactly_the_points_earned(batch):
         assert (row.status, row.score) == (outcome["status"], outcome["score"]), (student, row)
         if "flag" in outcome:
             assert any(f.startswith(outcome["flag"]) for f in row.flags), (student, row.flags)
+        else:
+            assert not any(f.startswith(("static:", "recheck")) for f in row.flags), row
 
 
 def test_failures_explain_themselves(batch):

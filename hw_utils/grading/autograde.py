@@ -13,6 +13,7 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -22,8 +23,11 @@ from typing import NamedTuple
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from hw_utils.grading.nbgrader_cli import run_nbgrader
+from hw_utils.grading import cells as C
+from hw_utils.grading.nbgrader_cli import run_command, run_nbgrader
+from hw_utils.grading.recheck import cap_by_recheck, test_scores
 from hw_utils.grading.sandbox import SandboxPolicy, prepare
+from hw_utils.grading.tamper import flags_from, scan_sources
 from hw_utils.manifest import Assignment
 
 # Status values, in grades.csv and SubmissionResult.status.
@@ -223,10 +227,76 @@ def grade_submission(task: GradingTask) -> SubmissionResult:
                 scores_from_gradebook(template_db, assignment, None),
                 f"nbgrader autograde failed (exit {run.returncode}):\n{log_tail}",
             )
+        cells, tamper_flags = check_for_tampering(
+            course,
+            assignment,
+            outputs,
+            scores_from_gradebook(template_db, assignment, student),
+            sandbox_env,
+            Path(scratch) / "ipc" / "recheck" if task.policy.enabled else None,
+        )
         return finish(
             execution.get("status", GRADED),
-            scores_from_gradebook(template_db, assignment, student),
+            cells,
             execution.get("message", ""),
             outputs,
-            tuple(execution.get("flags", ())),
+            (*execution.get("flags", ()), *tamper_flags),
         )
+
+
+def check_for_tampering(
+    course: Path,
+    assignment: Assignment,
+    autograded: dict[str, bytes],
+    cells: list[CellScore],
+    env: dict[str, str],
+    ipc_prefix: Path | None,
+) -> tuple[list[CellScore], list[str]]:
+    """Static scan of the student-writable cells, and the recheck of every test cell in a fresh
+    kernel (see :mod:`hw_utils.grading.recheck`); returns the capped cells and the flags."""
+    flags: list[str] = []
+    workdir = course / "recheck"
+    assets = course / "source" / assignment.id
+    if assets.is_dir():
+        shutil.copytree(assets, workdir, ignore=shutil.ignore_patterns("*.ipynb"))
+    workdir.mkdir(exist_ok=True)
+    rechecked: dict[str, float] = {}
+    for name, content in autograded.items():
+        nb = nbformat.reads(content.decode("utf-8"), as_version=4)
+        editable = [
+            (index, cell.source)
+            for index, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and not C.nbgrader_metadata(cell).get("locked")
+        ]
+        flags += flags_from(scan_sources(editable))
+        source, target = workdir / name, workdir / f"rechecked-{name}"
+        source.write_bytes(content)
+        command = [
+            sys.executable,
+            "-m",
+            "hw_utils.grading.recheck",
+            str(source),
+            str(target),
+            f"--cell-timeout={assignment.limits.cell_timeout_s}",
+        ]
+        if ipc_prefix is not None:
+            command.append(f"--ipc={ipc_prefix}")
+        try:
+            run = run_command(
+                command,
+                workdir,
+                env=env,
+                timeout=assignment.limits.notebook_timeout_s + STARTUP_MARGIN_S,
+            )
+        except subprocess.TimeoutExpired:
+            flags.append("recheck_failed")
+            continue
+        if run.returncode != 0 or not target.exists():
+            flags.append("recheck_failed")
+            continue
+        executed = nbformat.read(target, as_version=4)
+        if executed.metadata.get("recheck_incomplete"):
+            flags.append("recheck_incomplete")
+        rechecked.update(test_scores(executed))
+    capped, capped_flags = cap_by_recheck(cells, rechecked)
+    return capped, sorted(set(flags)) + capped_flags

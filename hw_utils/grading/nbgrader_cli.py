@@ -22,23 +22,18 @@ def nbgrader_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_nbgrader(
-    args: Sequence[str],
-    course_dir: Path,
+def run_command(
+    command: Sequence[str],
+    cwd: Path,
     *,
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
-    check: bool = True,
 ) -> subprocess.CompletedProcess:
-    """``nbgrader <args>`` run in ``course_dir`` (so its nbgrader_config.py applies).
-
-    Raises :class:`NbgraderError` on a non-zero exit when ``check`` is true, and
-    ``subprocess.TimeoutExpired`` (after killing the process group) when ``timeout`` passes.
-    """
-    command = [sys.executable, "-m", "nbgrader", *args]
+    """Run ``command`` in its own session with :func:`nbgrader_env` plus ``env``, stdout and
+    stderr together; on ``timeout`` kill the whole process group and raise TimeoutExpired."""
     with subprocess.Popen(
-        command,
-        cwd=course_dir,
+        list(command),
+        cwd=cwd,
         env=nbgrader_env(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -52,9 +47,27 @@ def run_nbgrader(
             os.killpg(process.pid, 9)
             process.communicate()
             raise
-    result = subprocess.CompletedProcess(command, process.returncode, output, "")
+    return subprocess.CompletedProcess(list(command), process.returncode, output, "")
+
+
+def run_nbgrader(
+    args: Sequence[str],
+    course_dir: Path,
+    *,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
+    """``nbgrader <args>`` run in ``course_dir`` (so its nbgrader_config.py applies).
+
+    Raises :class:`NbgraderError` on a non-zero exit when ``check`` is true, and
+    ``subprocess.TimeoutExpired`` (after killing the process group) when ``timeout`` passes.
+    """
+    result = run_command(
+        [sys.executable, "-m", "nbgrader", *args], course_dir, timeout=timeout, env=env
+    )
     if check and result.returncode != 0:
-        tail = "\n".join(output.strip().splitlines()[-25:])
+        tail = "\n".join(result.stdout.strip().splitlines()[-25:])
         raise NbgraderError(
             f"'nbgrader {' '.join(args)}' failed (exit {result.returncode}) "
             f"in {course_dir}:\n{tail}"

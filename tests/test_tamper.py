@@ -1,0 +1,103 @@
+"""The static tamper scan and the recheck's definition extraction, on code snippets."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from hw_utils.grading.recheck import definitions_only, replay_notebook
+from hw_utils.grading.tamper import flags_from, scan_sources
+
+HOSTILE = {
+    "input transformer": (
+        "ip = get_ipython()\nip.input_transformers_post.append(lambda lines: [])",
+        "ipython_hook",
+    ),
+    "event hook": ("get_ipython().events.register('pre_run_cell', f)", "ipython_hook"),
+    "custom exception handler": (
+        "from IPython import get_ipython as g\ng().set_custom_exc((Exception,), h)",
+        "ipython_hook",
+    ),
+    "patched allclose": ("import torch\ntorch.allclose = lambda *a, **k: True", "monkeypatch"),
+    "patched checks": (
+        "from hw_utils import checks as c\nc.assert_close = lambda *a, **k: None",
+        "monkeypatch",
+    ),
+    "setattr on numpy": ("import numpy as np\nsetattr(np, 'allclose', f)", "monkeypatch"),
+    "tensor dunder": ("import torch\ntorch.Tensor.__eq__ = f", "monkeypatch"),
+    "display hook": ("import sys\nsys.displayhook = lambda v: print(4.0)", "monkeypatch"),
+    "sys.modules": ("import sys\nsys.modules['hw_utils.checks'] = fake", "monkeypatch"),
+    "builtins": ("__builtins__.print = f", "monkeypatch"),
+    "exit": ("import os\nos._exit(0)", "process"),
+    "signal": ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)", "process"),
+    "subprocess": ("import subprocess\nsubprocess.run(['ls'])", "process"),
+    "exec": ("exec('x = 1')", "dynamic_code"),
+    "frames": ("import sys\nf = sys._getframe(1)", "introspection"),
+    "database": ("import sqlite3\nsqlite3.connect('x.db')", "database"),
+    "gradebook path": ("p = '../../gradebook.db'", "database"),
+    "absolute write": ("open('/tmp/x.txt', 'w').write('1')", "file_write"),
+    "climb out": ("import os\nos.remove('../source/expected.pt')", "file_write"),
+}
+
+HONEST = [
+    "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F",
+    "class MyConv2d(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "        self.weight = nn.Parameter(torch.zeros(2))",
+    "torch.backends.cudnn.deterministic = True\ntorch.manual_seed(0)",
+    "%matplotlib inline\n!pip install tqdm\nimport os\nos.makedirs('results', exist_ok=True)",
+    "with open('results/run.json', 'w') as f:\n    f.write('{}')",
+    "model.fc = nn.Linear(4, 2)\nx.data = x.data * 2",
+    "def f(:\n    broken syntax is not tampering",
+]
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_code_is_flagged(name):
+    source, kind = HOSTILE[name]
+    assert f"static:{kind}" in flags_from(scan_sources([(0, source)]))
+
+
+def test_honest_code_is_not_flagged():
+    assert flags_from(scan_sources(list(enumerate(HONEST)))) == []
+
+
+def test_imports_carry_over_between_cells():
+    cells = [(0, "import torch as T"), (1, "T.equal = lambda a, b: True")]
+    assert flags_from(scan_sources(cells)) == ["static:monkeypatch"]
+
+
+def test_definitions_only_keeps_definitions_and_drops_side_effects():
+    source = (
+        "import torch\n"
+        "torch.allclose = lambda *a: True\n"
+        "SIZE = 3\n"
+        "def f(x):\n    return x + SIZE\n"
+        "print(f(1))\n"
+        "get_ipython().input_transformers_post.append(g)\n"
+        "%matplotlib inline"
+    )
+    kept = definitions_only(source)
+    assert "import torch" in kept and "SIZE = 3" in kept and "def f(x)" in kept
+    assert "allclose" not in kept and "print" not in kept and "get_ipython" not in kept
+
+
+def test_replay_keeps_locked_cells_whole_and_stops_after_the_last_test():
+    def cell(source, **nbgrader):
+        c = new_code_cell(source)
+        if nbgrader:
+            c.metadata["nbgrader"] = {"grade_id": nbgrader.pop("id"), **nbgrader}
+        return c
+
+    nb = new_notebook(
+        cells=[
+            cell("import math\nprint('setup')"),
+            cell("def f():\n    return 1\nf.patched = True", id="f", solution=True, grade=False),
+            cell("assert f() == 1\nprint('t')", id="test_f", grade=True, locked=True, points=1),
+            cell("slow_experiment()"),
+        ]
+    )
+    nb.cells[1].metadata["tags"] = []
+    replay = replay_notebook(nbformat.from_dict(nb))
+    sources = [c.source for c in replay.cells]
+    assert sources == ["import math", "def f():\n    return 1", "assert f() == 1\nprint('t')"]
