@@ -90,6 +90,12 @@ def odd_submissions(course: Path, submissions: Path) -> dict[str, dict]:
     flood.cells.insert(2, spam)
     _write(submissions / "flood" / ASSIGNMENT, flood)
 
+    hangs = nbformat.from_dict(json.loads(nbformat.writes(full)))
+    _cell(
+        hangs, "mean"
+    ).source = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+    _write(submissions / "hangs" / ASSIGNMENT, hangs)
+
     warns = nbformat.from_dict(json.loads(nbformat.writes(full)))
     _cell(
         warns, "add"
@@ -100,9 +106,10 @@ def odd_submissions(course: Path, submissions: Path) -> dict[str, dict]:
         "renamed": {"status": "needs_manual_grade", "score": 7, "flag": "renamed_notebook"},
         "malformed": {"status": "unreadable", "score": 0},
         "empty": {"status": "missing", "score": 0},
-        "dies": {"status": "kernel_died", "score": 3},
+        "dies": {"status": "kernel_died", "score": 3, "flag": "static:process"},
         "flipped": {"status": "needs_manual_grade", "score": 4, "flag": "metadata_changed"},
         "deleted": {"status": "needs_manual_grade", "score": 4},
+        "hangs": {"status": "timeout", "score": 3, "flag": "static:process"},
         "flood": {"status": "needs_manual_grade", "score": 7, "flag": "output_truncated"},
         "warns": {"status": "needs_manual_grade", "score": 7},
     }
@@ -166,6 +173,7 @@ def test_failures_explain_themselves(batch):
     assert "not a readable notebook" in rows["malformed"].message
     assert "no notebook" in rows["empty"].message
     assert "kernel died" in rows["dies"].message
+    assert "ignored the interrupt" in rows["hangs"].message
 
 
 def test_every_student_has_a_row_and_max_score(batch):

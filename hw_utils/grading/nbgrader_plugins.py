@@ -4,9 +4,10 @@
   (grade, solution, locked, points) of every known cell from the gradebook, so a test cell whose
   flags a student changed is restored and run like any other, instead of crashing nbgrader.
 - :class:`ResilientExecute` (autograde): nbgrader's Execute with a time budget for the whole
-  notebook, a cap on the output a cell may produce, and survival of a dead kernel: cells after the
-  failure are marked "not run" (so their tests score 0) while earlier cells keep their points; the
-  outcome goes to a JSON status file read by the grader.
+  notebook, a cap on the output a cell may produce, and survival of a dead kernel or of a cell
+  that ignores the timeout interrupt: cells after the failure are marked "not run" (so their tests
+  score 0) while earlier cells keep their points; the outcome goes to a JSON status file read by
+  the grader.
 - :class:`NamedStubClearSolutions` (generate_assignment): each solution region becomes
   ``raise NotImplementedError("<function>: ...")`` naming the function or method to write.
 - :class:`StderrToStdout` (autograde, after Execute): nbgrader zeroes a test cell that wrote
@@ -23,7 +24,7 @@ import re
 import time
 from pathlib import Path
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbformat.v4 import new_output
 from nbgrader import utils
@@ -216,6 +217,15 @@ class ResilientExecute(Execute):
                 )
             )
             self._stop("kernel_died", f"the kernel died in cell {index}")
+            return cell, resources
+        except CellTimeoutError:
+            cell.outputs.append(
+                _error_output(
+                    "CellTimeout",
+                    f"this cell ran longer than {self.timeout} s and did not stop when interrupted",
+                )
+            )
+            self._stop("timeout", f"cell {index} did not finish and ignored the interrupt")
             return cell, resources
         if any(o.output_type == "error" and o.ename == "CellTimeoutError" for o in cell.outputs):
             self._flags.append(f"cell_timeout:{index}")

@@ -84,9 +84,8 @@ class _Scanner(ast.NodeVisitor):
         while isinstance(node, ast.Attribute):
             parts.append(node.attr)
             node = node.value
-        if isinstance(node, ast.Call) and self._is_shell_call(node):
-            parts.append("<shell>")
-        elif isinstance(node, ast.Name) and node.id in self.shell_names - {"get_ipython"}:
+        shell_alias = isinstance(node, ast.Name) and node.id in self.shell_names - {"get_ipython"}
+        if shell_alias or (isinstance(node, ast.Call) and self._is_shell_call(node)):
             parts.append("<shell>")
         elif isinstance(node, ast.Name):
             parts.append(self.aliases.get(node.id, node.id))
