@@ -7,7 +7,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from hw_utils.grading.recheck import definitions_only, replay_notebook
-from hw_utils.grading.tamper import flags_from, scan_sources
+from hw_utils.grading.tamper import flags_from, protected_names, scan_sources
 
 HOSTILE = {
     "input transformer": (
@@ -28,6 +28,10 @@ HOSTILE = {
     "tensor dunder": ("import torch\ntorch.Tensor.__eq__ = f", "monkeypatch"),
     "display hook": ("import sys\nsys.displayhook = lambda v: print(4.0)", "monkeypatch"),
     "sys.modules": ("import sys\nsys.modules['hw_utils.checks'] = fake", "monkeypatch"),
+    "via sys.modules": (
+        "import sys\nsys.modules['hw_utils.checks'].assert_close = f",
+        "monkeypatch",
+    ),
     "builtins": ("__builtins__.print = f", "monkeypatch"),
     "exit": ("import os\nos._exit(0)", "process"),
     "signal": ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)", "process"),
@@ -101,3 +105,17 @@ def test_replay_keeps_locked_cells_whole_and_stops_after_the_last_test():
     replay = replay_notebook(nbformat.from_dict(nb))
     sources = [c.source for c in replay.cells]
     assert sources == ["import math", "def f():\n    return 1", "assert f() == 1\nprint('t')"]
+
+
+def test_redefining_a_test_helper_is_flagged_and_dropped_from_the_recheck():
+    locked = ["import torch\nimport torch.nn.functional as F\ndef check(x):\n    assert x"]
+    tests = ["check(f(torch.ones(1)))\nF.relu"]
+    protected = protected_names(locked, tests)
+    assert set(protected) == {"check", "torch", "F"}
+    student = "import torch\nfrom torch.nn import functional as F\ndef check(x):\n    pass"
+    assert flags_from(scan_sources([(0, student)], protected)) == ["static:shadowing"]
+    kept = definitions_only(student, protected)
+    assert "def check" not in kept and "import torch" in kept and "functional as F" in kept
+    assert flags_from(scan_sources([(0, "import numpy as torch")], protected)) == [
+        "static:shadowing"
+    ]

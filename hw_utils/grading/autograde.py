@@ -25,9 +25,9 @@ from nbgrader.api import Gradebook, MissingEntry
 
 from hw_utils.grading import cells as C
 from hw_utils.grading.nbgrader_cli import run_command, run_nbgrader
-from hw_utils.grading.recheck import cap_by_recheck, test_scores
+from hw_utils.grading.recheck import cap_by_recheck, locked_and_test_sources, test_scores
 from hw_utils.grading.sandbox import SandboxPolicy, prepare
-from hw_utils.grading.tamper import flags_from, scan_sources
+from hw_utils.grading.tamper import flags_from, protected_names, scan_sources
 from hw_utils.manifest import Assignment
 
 # Status values, in grades.csv and SubmissionResult.status.
@@ -268,7 +268,8 @@ def check_for_tampering(
             for index, cell in enumerate(nb.cells)
             if cell.cell_type == "code" and not C.nbgrader_metadata(cell).get("locked")
         ]
-        flags += flags_from(scan_sources(editable))
+        protected = protected_names(*locked_and_test_sources(nb))
+        flags += flags_from(scan_sources(editable, protected))
         source, target = workdir / name, workdir / f"rechecked-{name}"
         source.write_bytes(content)
         command = [

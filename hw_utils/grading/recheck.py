@@ -6,7 +6,8 @@ prints full marks. The recheck therefore builds a new notebook from the autograd
 
 - the instructor's locked cells (setup, every test cell with its hidden tests) run as they are;
 - every cell a student could write keeps only its definitions: imports, functions, classes and
-  assignments to plain names; statements that change anything else are dropped;
+  assignments to plain names; statements that change anything else are dropped, and so are
+  definitions that would replace a test helper of the locked cells;
 - cells after the last graded cell, and cells tagged ``recheck-skip`` (long experiments the
   tests do not need), are left out;
 
@@ -29,13 +30,15 @@ from nbgrader.utils import determine_grade
 
 from hw_utils.grading import cells as C
 from hw_utils.grading.nbgrader_plugins import StderrToStdout
-from hw_utils.grading.tamper import to_python
+from hw_utils.grading.tamper import protected_names, shadowed, to_python
 
 SKIP_TAG = "recheck-skip"
 KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _kept(statement: ast.stmt) -> bool:
+def _kept(statement: ast.stmt, protected: dict[str, str | None]) -> bool:
+    if shadowed(statement, protected):
+        return False
     if isinstance(statement, KEPT):
         return True
     if isinstance(statement, ast.Assign):
@@ -45,19 +48,27 @@ def _kept(statement: ast.stmt) -> bool:
     return False
 
 
-def definitions_only(source: str) -> str:
-    """The definitions of a cell (see module docstring); empty when it does not parse."""
+def definitions_only(source: str, protected: dict[str, str | None] | None = None) -> str:
+    """The definitions of a cell (see module docstring), without rebinding any ``protected``
+    name the tests rely on; empty when the cell does not parse."""
     code = to_python(source)
     if code is None:
         return ""
     module = ast.parse(code)
-    module.body = [statement for statement in module.body if _kept(statement)]
+    module.body = [statement for statement in module.body if _kept(statement, protected or {})]
     return ast.unparse(module)
+
+
+def locked_and_test_sources(nb: NotebookNode) -> tuple[list[str], list[str]]:
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    locked = [c.source for c in code if C.nbgrader_metadata(c).get("locked")]
+    return locked, [c.source for c in code if C.is_test(c)]
 
 
 def replay_notebook(autograded: NotebookNode) -> NotebookNode:
     """The notebook the recheck executes (outputs cleared)."""
     nb = copy.deepcopy(autograded)
+    protected = protected_names(*locked_and_test_sources(nb))
     graded = [i for i, cell in enumerate(nb.cells) if C.is_graded(cell)]
     last = graded[-1] if graded else -1
     kept = []
@@ -65,7 +76,7 @@ def replay_notebook(autograded: NotebookNode) -> NotebookNode:
         if cell.cell_type != "code" or SKIP_TAG in cell.metadata.get("tags", []):
             continue
         if not C.nbgrader_metadata(cell).get("locked"):
-            cell.source = definitions_only(cell.source)
+            cell.source = definitions_only(cell.source, protected)
         cell.outputs, cell.execution_count = [], None
         kept.append(cell)
     nb.cells = kept

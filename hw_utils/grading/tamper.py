@@ -15,7 +15,10 @@ these things; the rules are narrow enough that the course's own solutions pass c
 - ``introspection``: frame and garbage-collector access (``sys._getframe``, ``inspect``
   frames, ``gc.get_referrers``);
 - ``database``: sqlite/SQLAlchemy/nbgrader imports, or a literal naming the gradebook;
-- ``file_write``: writing, moving or deleting files at literal paths outside the working folder.
+- ``file_write``: writing, moving or deleting files at literal paths outside the working folder;
+- ``shadowing``: rebinding a name that the instructor's locked cells define and the tests use
+  (e.g. redefining a test helper so that it always passes), other than re-importing the same
+  module under the same name.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ DATABASE_MODULES = {"sqlite3", "sqlalchemy", "nbgrader"}
 DYNAMIC_CALLS = {"exec", "eval", "compile", "__import__", "importlib.import_module"}
 INTROSPECTION_CALLS = {
     "sys._getframe", "inspect.currentframe", "inspect.stack", "inspect.getouterframes",
-    "gc.get_referrers", "gc.get_objects", "sys.settrace", "sys.setprofile",
+    "gc.get_referrers", "gc.get_objects", "sys.settrace", "sys.setprofile", "globals",
 }  # fmt: skip
 FILE_CALLS = {
     "os.remove", "os.unlink", "os.rename", "os.replace", "os.chmod", "os.rmdir", "os.removedirs",
@@ -81,8 +84,8 @@ class _Scanner(ast.NodeVisitor):
     def dotted(self, node: ast.AST) -> str | None:
         """``a.b.c`` with the first name resolved through imports, or None."""
         parts = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
+        while isinstance(node, ast.Attribute | ast.Subscript):
+            parts.append(node.attr if isinstance(node, ast.Attribute) else "[]")
             node = node.value
         shell_alias = isinstance(node, ast.Name) and node.id in self.shell_names - {"get_ipython"}
         if shell_alias or (isinstance(node, ast.Call) and self._is_shell_call(node)):
@@ -131,7 +134,7 @@ class _Scanner(ast.NodeVisitor):
             self.flag("monkeypatch", node, f"changes {self.dotted(target)}")
         elif isinstance(target, ast.Subscript):
             base = self.dotted(target.value)
-            if base and (base.endswith(".__dict__") or base == "sys.modules"):
+            if base and (base.endswith(".__dict__") or base.startswith("sys.modules")):
                 self.flag("monkeypatch", node, f"changes {base}[...]")
         elif isinstance(target, ast.Tuple | ast.List):
             for element in target.elts:
@@ -213,17 +216,85 @@ def _outside(node: ast.AST) -> bool:
     return path.startswith(("/", "~")) or ".." in path.replace("\\", "/").split("/")
 
 
-def scan_sources(sources: list[tuple[int, str]]) -> list[Finding]:
-    """Findings in ``(cell index, source)`` pairs, scanned in order (imports carry over)."""
+def statement_bindings(statement: ast.stmt) -> dict[str, str | None]:
+    """Names a top-level statement binds: name -> imported dotted path, or None if not an import."""
+    if isinstance(statement, ast.Import):
+        return {
+            (a.asname or a.name.split(".")[0]): (a.name if a.asname else a.name.split(".")[0])
+            for a in statement.names
+        }
+    if isinstance(statement, ast.ImportFrom):
+        return {(a.asname or a.name): f"{statement.module}.{a.name}" for a in statement.names}
+    if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {statement.name: None}
+    targets: list[ast.AST] = []
+    if isinstance(statement, ast.Assign):
+        targets = statement.targets
+    elif isinstance(statement, ast.AnnAssign | ast.AugAssign | ast.For | ast.AsyncFor):
+        targets = [statement.target]
+    elif isinstance(statement, ast.With | ast.AsyncWith):
+        targets = [item.optional_vars for item in statement.items if item.optional_vars]
+    return {n.id: None for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def protected_names(locked_sources: list[str], test_sources: list[str]) -> dict[str, str | None]:
+    """Names bound by the instructor's locked cells that test cells read without binding them
+    themselves (a test's own temporaries are not protected: it rebinds them before use)."""
+    bound: dict[str, str | None] = {}
+    for source in locked_sources:
+        code = to_python(source)
+        for statement in ast.parse(code).body if code else ():
+            bound.update(statement_bindings(statement))
+    free = set()
+    for source in test_sources:
+        code = to_python(source)
+        if code is None:
+            continue
+        tree = ast.parse(code)
+        own = {name for statement in tree.body for name in statement_bindings(statement)}
+        own |= {
+            n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
+        own |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+        free |= {
+            node.id
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in own
+        }
+    return {name: path for name, path in bound.items() if name in free}
+
+
+def shadowed(statement: ast.stmt, protected: dict[str, str | None]) -> list[str]:
+    """Protected names this statement rebinds (re-importing the same module is allowed)."""
+    return [
+        name
+        for name, path in statement_bindings(statement).items()
+        if name in protected and (path is None or path != protected[name])
+    ]
+
+
+def scan_sources(
+    sources: list[tuple[int, str]], protected: dict[str, str | None] | None = None
+) -> list[Finding]:
+    """Findings in ``(cell index, source)`` pairs, scanned in order (imports carry over);
+    ``protected`` are the names the tests rely on (:func:`protected_names`)."""
     aliases: dict[str, str] = {}
     findings: list[Finding] = []
+    protected = protected or {}
     for index, source in sources:
         code = to_python(source)
         if code is None:
             continue
+        tree = ast.parse(code)
         scanner = _Scanner(aliases, index)
-        scanner.visit(ast.parse(code))
+        scanner.visit(tree)
         findings += scanner.findings
+        for statement in tree.body:
+            for name in shadowed(statement, protected):
+                findings.append(Finding(index, "shadowing", f"rebinds the test helper {name}"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Global) and set(node.names) & set(protected):
+                findings.append(Finding(index, "shadowing", "rebinds a test helper via global"))
     return findings
 
 
