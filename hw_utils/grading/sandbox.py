@@ -7,9 +7,10 @@ in a folder shared with the sandbox, because the sandbox has no network at all.
 
 Inside the sandbox the kernel sees: the Python installation and hw_utils read-only, a size-limited
 scratch copy of its working folder whose pre-existing files (assets) are read-only, an empty
-``/tmp``, and nothing else of the machine: no course folder, no gradebook, no source notebooks,
-no other submission, no network. It runs as an unprivileged user id with limits on memory, number
-of processes and file size taken from the manifest.
+``/tmp``, and nothing else of the machine: no course folder, no gradebook, no notebook (not even
+the one being graded, which holds the hidden tests), no other submission, no network. It runs as
+an unprivileged user id with limits on memory, number of processes and file size taken from the
+manifest.
 """
 
 from __future__ import annotations

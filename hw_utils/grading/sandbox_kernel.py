@@ -75,9 +75,11 @@ def bwrap_command(
     ipc = settings["ipc_dir"]
     command += [*_ancestors(Path(ipc)), "--bind", ipc, ipc]
     # The working folder is a fresh tmpfs; files already there (assets) are bound read-only.
+    # Notebooks are not: the one nbgrader is executing holds the hidden tests.
     command += [*_ancestors(workdir), "--perms", "1777", "--size", disk, "--tmpfs", str(workdir)]
     for entry in sorted(workdir.iterdir()):
-        command += ["--ro-bind", str(entry), str(entry)]
+        if entry.suffix != ".ipynb" and entry.name != ".ipynb_checkpoints":
+            command += ["--ro-bind", str(entry), str(entry)]
     environment = {
         "PATH": f"{Path(settings['python']).parent}:/usr/bin:/bin",
         "HOME": "/tmp",
