@@ -119,3 +119,8 @@ def test_redefining_a_test_helper_is_flagged_and_dropped_from_the_recheck():
     assert flags_from(scan_sources([(0, "import numpy as torch")], protected)) == [
         "static:shadowing"
     ]
+    assert flags_from(scan_sources([(0, "a, (check, *b) = 1, (2, 3)")], protected)) == [
+        "static:shadowing"
+    ]
+    patch = "import torch\ntorch.ones = None\ncheck.x = 1\nF[0] = 2"
+    assert "static:shadowing" not in flags_from(scan_sources([(0, patch)], protected))

@@ -234,7 +234,18 @@ def statement_bindings(statement: ast.stmt) -> dict[str, str | None]:
         targets = [statement.target]
     elif isinstance(statement, ast.With | ast.AsyncWith):
         targets = [item.optional_vars for item in statement.items if item.optional_vars]
-    return {n.id: None for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return {name: None for target in targets for name in _target_names(target)}
+
+
+def _target_names(target: ast.AST) -> list[str]:
+    """Names an assignment target binds (``a``, ``a, (b, *c)``); not ``a.b`` or ``a[i]``."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    if isinstance(target, ast.Tuple | ast.List):
+        return [name for element in target.elts for name in _target_names(element)]
+    return []
 
 
 def protected_names(locked_sources: list[str], test_sources: list[str]) -> dict[str, str | None]:
