@@ -8,8 +8,8 @@ prints full marks. The recheck therefore builds a new notebook from the autograd
 - every cell a student could write keeps only its definitions: imports, functions, classes and
   assignments to plain names; statements that change anything else are dropped, and so are
   definitions that would replace a test helper of the locked cells;
-- cells after the last graded cell, and cells tagged ``recheck-skip`` (long experiments the
-  tests do not need), are left out;
+- cells after the last test cell, and cells tagged ``recheck-skip`` (long experiments the tests
+  do not need), are left out;
 
 runs it in a fresh sandboxed kernel, and scores each test cell the way nbgrader does. A test cell
 that scored higher in the student's session than in the recheck is flagged and capped.
@@ -69,8 +69,8 @@ def replay_notebook(autograded: NotebookNode) -> NotebookNode:
     """The notebook the recheck executes (outputs cleared)."""
     nb = copy.deepcopy(autograded)
     protected = protected_names(*locked_and_test_sources(nb))
-    graded = [i for i, cell in enumerate(nb.cells) if C.is_graded(cell)]
-    last = graded[-1] if graded else -1
+    tests = [i for i, cell in enumerate(nb.cells) if C.is_test(cell)]
+    last = tests[-1] if tests else -1
     kept = []
     for cell in nb.cells[: last + 1]:
         if cell.cell_type != "code" or SKIP_TAG in cell.metadata.get("tags", []):
