@@ -93,6 +93,7 @@ def test_grading_contract(assignment_id, tmp_path):
     for sample in samples:
         row = rows[sample.student_id]
         assert row.status in ("graded", "needs_manual_grade"), row
+        assert row.flags == (), f"honest submissions are never flagged: {row}"
         expected = expected_scores(sample, course, assignment)
         wrong = {
             cell: (got[sample.student_id].get(cell), points)
