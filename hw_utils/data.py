@@ -253,8 +253,12 @@ def _frame(u: Tensor, v: Tensor) -> Tensor:
     return (torch.maximum(u.abs(), v.abs()) - 0.6).abs() - 0.16
 
 
-def _semicircle(u: Tensor, v: Tensor) -> Tensor:
-    return torch.maximum(torch.hypot(u, v + 0.4) - 1.0, -(v + 0.4))
+def _heart(u: Tensor, v: Tensor) -> Tensor:
+    lobes = torch.hypot(u.abs() - 0.42, v - 0.3) - 0.5
+    # A downward triangle under the lobes: its sides run from (+-0.9, 0.2) to the tip (0, -0.95).
+    side_u, side_v = 1.15 / math.hypot(1.15, 0.9), -0.9 / math.hypot(1.15, 0.9)
+    point = torch.maximum(v - 0.3, side_u * u.abs() + side_v * (v + 0.95))
+    return torch.minimum(lobes, point)
 
 
 def _arrow(u: Tensor, v: Tensor) -> Tensor:
@@ -282,7 +286,7 @@ _SHAPES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "crescent": _crescent,
     "ellipse": _ellipse,
     "frame": _frame,
-    "semicircle": _semicircle,
+    "heart": _heart,
     "arrow": _arrow,
     "hourglass": _hourglass,
 }
@@ -343,6 +347,12 @@ def _appearance(difficulty: float) -> _Appearance:
     )
 
 
+def _paint(images: Tensor, alpha: Tensor, colour: Tensor) -> Tensor:
+    """Blend ``colour`` ``(m, 3)`` over ``images`` ``(m, 3, S, S)`` with opacity ``alpha``
+    ``(m, S, S)``; in place, returns ``images``."""
+    return images.lerp_(colour.view(-1, 3, 1, 1), alpha.unsqueeze(1))
+
+
 def _render_chunk(
     labels: Tensor,
     shapes: Sequence[Callable[[Tensor, Tensor], Tensor]],
@@ -374,18 +384,17 @@ def _render_chunk(
     clutter_colour = torch.rand((n, _MAX_DISTRACTORS, 3), generator=generator)
     active = torch.rand((n, _MAX_DISTRACTORS), generator=generator) < look.clutter
     for k in range(_MAX_DISTRACTORS):
-        dx, dy = (
-            length[:, k] * torch.cos(direction[:, k]),
-            length[:, k] * torch.sin(direction[:, k]),
-        )
-        to_x = x - start[:, k, 0].view(n, 1, 1)
-        to_y = y - start[:, k, 1].view(n, 1, 1)
-        dx, dy = dx.view(n, 1, 1), dy.view(n, 1, 1)
-        along = ((to_x * dx + to_y * dy) / (dx * dx + dy * dy + 1e-6)).clamp(0.0, 1.0)
-        distance = torch.hypot(to_x - along * dx, to_y - along * dy) - thickness[:, k].view(n, 1, 1)
-        alpha = (0.5 - distance).clamp(0.0, 1.0) * active[:, k].view(n, 1, 1)
-        alpha = alpha.unsqueeze(1)
-        image = image * (1 - alpha) + clutter_colour[:, k].view(n, 3, 1, 1) * alpha
+        members = active[:, k].nonzero().squeeze(1)
+        if len(members) == 0:
+            continue
+        angle, extent = direction[members, k].view(-1, 1, 1), length[members, k].view(-1, 1, 1)
+        dx, dy = extent * torch.cos(angle), extent * torch.sin(angle)
+        to_x = x - start[members, k, 0].view(-1, 1, 1)
+        to_y = y - start[members, k, 1].view(-1, 1, 1)
+        along = ((to_x * dx + to_y * dy) / (dx * dx + dy * dy + 1e-6)).clamp_(0.0, 1.0)
+        distance = torch.hypot(to_x - along * dx, to_y - along * dy)
+        alpha = (thickness[members, k].view(-1, 1, 1) + 0.5 - distance).clamp_(0.0, 1.0)
+        image[members] = _paint(image[members], alpha, clutter_colour[members, k])
 
     # The shape: random size, position, rotation; its colour differs from the base colour by a
     # random direction of a length (the contrast) that shrinks with difficulty.
@@ -415,8 +424,7 @@ def _render_chunk(
         u = (cos * rel_x + sin * rel_y) / unit
         v = (cos * rel_y - sin * rel_x) / unit
         shape_alpha[members] = (0.5 - shape(u, v) * unit).clamp(0.0, 1.0)
-    shape_alpha = shape_alpha.unsqueeze(1)
-    image = image * (1 - shape_alpha) + colour.view(n, 3, 1, 1) * shape_alpha
+    image = _paint(image, shape_alpha, colour)
 
     noise = torch.randn((n, 3, size, size), generator=generator)
     image += look.noise * noise
