@@ -215,15 +215,25 @@ def grade_batch(
 
 def format_table(report: BatchReport, expected: dict[str, float] | None = None) -> str:
     """The grade table as text; with ``expected`` (student -> autograded points) a check column."""
-    header = f"{'student':<24} {'score':>7} {'max':>6}  {'status':<20} flags"
+    width = max([len("student"), *(len(r.student_id) for r in report.rows)])
+    columns = [("student", width, "<"), ("score", 6, ">"), ("max", 4, ">"), ("status", 18, "<")]
     if expected:
-        header += "   expected"
-    lines = [f"{report.assignment_id}", header, "-" * len(header)]
+        columns.append(("expected", 12, "<"))
+    columns.append(("flags", 0, "<"))
+
+    def line(values) -> str:
+        return "  ".join(
+            f"{v:{align}{w}}" for v, (_, w, align) in zip(values, columns, strict=True)
+        )
+
+    lines = [report.assignment_id, line([c[0] for c in columns])]
+    lines.append("-" * len(lines[-1]))
     for r in report.rows:
-        flags = ";".join(r.flags)
-        line = f"{r.student_id:<24} {r.score:>7g} {r.max_score:>6g}  {r.status:<20} {flags}"
-        if expected and r.student_id in expected:
-            mark = "ok" if abs(expected[r.student_id] - r.score) < 1e-6 else "MISMATCH"
-            line += f"   {expected[r.student_id]:g} {mark}"
-        lines.append(line)
+        values = [r.student_id, f"{r.score:g}", f"{r.max_score:g}", r.status]
+        if expected:
+            want = expected.get(r.student_id)
+            ok = want is not None and abs(want - r.score) < 1e-6
+            values.append("" if want is None else f"{want:g} {'ok' if ok else 'MISMATCH'}")
+        values.append(";".join(r.flags))
+        lines.append(line(values).rstrip())
     return "\n".join(lines)
