@@ -1,0 +1,92 @@
+"""Scratch copies of the course for the browser tests, and the notebooks a student would have.
+
+Nothing here writes into the repository: the course is copied (plus, where asked, the fixture
+assignment of ``tests/fixtures/course`` with its built release), and students' notebooks are
+made from the committed release with :func:`hw_utils.grading.samples.materialise`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from conftest import REPO
+
+from hw_utils.grading import cells as C
+from hw_utils.grading.samples import Sample, load_samples, materialise
+from hw_utils.manifest import Assignment, get_assignment, load_manifest
+
+COURSE_FILES = ("nbgrader_config.py", "assignments", "source", "release", "samples")
+STUB = re.compile(r'raise NotImplementedError\("([\w.]+): replace this line with your code"\)')
+
+REAL_ASSIGNMENTS = list(load_manifest(REPO))
+
+
+def scratch_course(destination: Path, fixture_course: Path | None = None) -> Path:
+    """Copy the course files of the repository to ``destination``; with ``fixture_course`` (a
+    built fixture course) also its assignment, release included."""
+    destination.mkdir(parents=True)
+    for name in COURSE_FILES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, destination / name)
+        elif (REPO / name).is_file():
+            shutil.copy(REPO / name, destination / name)
+    if fixture_course is not None:
+        for folder in ("assignments", "source", "release", "samples"):
+            shutil.copytree(fixture_course / folder, destination / folder, dirs_exist_ok=True)
+    return destination
+
+
+def sample(course: Path, assignment_id: str, name: str) -> Sample:
+    return next(s for s in load_samples(course, assignment_id) if s.student_id == f"sample_{name}")
+
+
+def partly_wrong_sample(course: Path, assignment_id: str) -> Sample:
+    """The buggy sample that loses points in the most test cells (then by name): the one whose
+    bug the visible tests are surest to show."""
+    buggy = [s for s in load_samples(course, assignment_id) if s.base == "solution" and s.expected]
+    if not buggy:
+        raise AssertionError(f"samples/{assignment_id}/ has no buggy sample to validate")
+    return min(buggy, key=lambda s: (-len(s.expected), s.student_id))
+
+
+def student_folder(course: Path, assignment: Assignment, work: Sample | None, dest: Path) -> Path:
+    """``dest``: the released folder of ``assignment`` (notebooks and assets) as a student has it,
+    its notebooks holding ``work`` (``None``: untouched)."""
+    shutil.copytree(course / "release" / assignment.id, dest)
+    if work is not None:
+        with tempfile.TemporaryDirectory() as scratch:
+            written = materialise(work, course, assignment, Path(scratch)) / assignment.id
+            for notebook in assignment.notebooks:
+                shutil.copy(written / f"{notebook}.ipynb", dest / f"{notebook}.ipynb")
+    return dest
+
+
+def stub_names(notebook) -> set[str]:
+    """Names in the release's stubs: ``conv2d_forward``, ``MyConv2d.__init__``, ..."""
+    return {m.group(1) for cell in notebook.cells for m in STUB.finditer(cell.source)}
+
+
+def solution_ids(notebook) -> list[str]:
+    return [C.grade_id(c) for c in notebook.cells if c.cell_type == "code" and C.is_solution(c)]
+
+
+def graded_tests(notebook) -> dict[int, object]:
+    """Index -> cell of every autograded test cell."""
+    return {i: c for i, c in enumerate(notebook.cells) if C.is_test(c)}
+
+
+def hidden_test_lines(course: Path, assignment_id: str) -> set[str]:
+    """Lines of the hidden tests that appear nowhere in the release (what must never leak)."""
+    assignment = get_assignment(course, assignment_id)
+    released, hidden = "", set()
+    for notebook in assignment.notebooks:
+        release = C.read_notebook(C.release_notebook(course, assignment_id, notebook))
+        released += "\n".join(cell.source for cell in release.cells)
+        source = C.read_notebook(C.source_notebook(course, assignment_id, notebook))
+        for cell in source.cells:
+            for region in C.regions(cell.source, C.BEGIN_HIDDEN, C.END_HIDDEN):
+                hidden |= {line.strip() for line in region.splitlines() if len(line.strip()) > 8}
+    return {line for line in hidden if line not in released}

@@ -1,0 +1,182 @@
+"""A JupyterLab server for the browser tests: local, token-protected, always stopped.
+
+The server runs on 127.0.0.1 on a free port with a random token, in a folder of its own, with
+its own Jupyter config, data, runtime and settings folders (so nothing of the machine's user
+leaks in and the test leaves nothing behind), ``--allow-root`` (CI runs as root) and
+``HW_PROFILE=ci`` so its kernels run the small CI profile. Its log goes to a file that the
+browser conftest prints when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+STARTUP_TIMEOUT_S = 90
+SHUTDOWN_TIMEOUT_S = 15
+
+# Settings of a fresh user who has answered JupyterLab's "fetch news?" question with no, so no
+# toast covers the screenshots and nothing tries to reach the internet.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
+
+
+class LabServer(NamedTuple):
+    """A running server: ``url("lab/tree/x.ipynb")`` gives a page address with the token."""
+
+    root: Path
+    port: int
+    token: str
+    log: Path
+    process: subprocess.Popen
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def url(self, path: str = "lab") -> str:
+        separator = "&" if "?" in path else "?"
+        return f"{self.base}{path}{separator}token={self.token}"
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class LabServerError(RuntimeError):
+    """The server did not come up; the message holds the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _write_settings(settings_dir: Path) -> None:
+    for relative, values in LAB_SETTINGS.items():
+        path = settings_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+
+
+def _answers(server: LabServer) -> bool:
+    try:
+        with urllib.request.urlopen(server.url("api/status"), timeout=2) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def _wait_until_up(server: LabServer) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise LabServerError(
+                f"jupyter lab exited with {server.process.returncode} before answering:\n"
+                f"{server.log_tail()}"
+            )
+        if _answers(server):
+            return
+        time.sleep(0.2)
+    raise LabServerError(
+        f"jupyter lab did not answer within {STARTUP_TIMEOUT_S} s:\n{server.log_tail()}"
+    )
+
+
+def _stop(server: LabServer) -> None:
+    """Shut down through the API (which stops the kernels), then make sure the process is gone."""
+    if server.process.poll() is None:
+        request = urllib.request.Request(server.url("api/shutdown"), method="POST")
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            urllib.request.urlopen(request, timeout=5).close()
+        try:
+            server.process.wait(SHUTDOWN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait()
+
+
+@contextlib.contextmanager
+def lab_server(
+    root: Path,
+    state: Path,
+    *,
+    nbgrader_config: str = "",
+    env: Mapping[str, str] | None = None,
+) -> Iterator[LabServer]:
+    """Run ``jupyter lab`` serving ``root`` (also its working directory, where nbgrader reads a
+    course's ``nbgrader_config.py``); ``state`` receives its config, data, settings and log.
+
+    ``nbgrader_config`` is the user's own nbgrader config (``~/.jupyter/nbgrader_config.py`` on
+    a real machine: e.g. the exchange root); ``env`` adds environment variables."""
+    root, state = Path(root).resolve(), Path(state).resolve()
+    for name in ("config", "data", "runtime", "settings", "workspaces"):
+        (state / name).mkdir(parents=True, exist_ok=True)
+    _write_settings(state / "settings")
+    (state / "config" / "nbgrader_config.py").write_text(nbgrader_config)
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("MPLBACKEND", "JUPYTER_PLATFORM_DIRS") and not key.startswith("PYTEST_")
+    }
+    environment.update(
+        HW_PROFILE="ci",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        JUPYTER_CONFIG_DIR=str(state / "config"),
+        JUPYTER_DATA_DIR=str(state / "data"),
+        JUPYTER_RUNTIME_DIR=str(state / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(state / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"),
+    )
+    environment.update(env or {})
+    port, token = free_port(), secrets.token_hex(16)
+    log = state / "jupyter-lab.log"
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    with open(log, "wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=root,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = LabServer(root, port, token, log, process)
+    try:
+        _wait_until_up(server)
+        yield server
+    finally:
+        _stop(server)
