@@ -94,8 +94,6 @@ def bench_generation() -> None:
 
 
 def bench_loader(dataset: ImageDataset) -> None:
-    print(f"== one shuffled epoch over {len(dataset)} images, batch 64")
-
     def epoch_seconds(loader) -> float:
         start = time.perf_counter()
         for _images, _labels in loader:
@@ -103,14 +101,21 @@ def bench_loader(dataset: ImageDataset) -> None:
         return time.perf_counter() - start
 
     tensors = TensorDataset(dataset.images, dataset.labels)
-    fast = min(epoch_seconds(BatchLoader(dataset, 64, shuffle=True)) for _ in range(3))
-    slow = min(epoch_seconds(DataLoader(tensors, batch_size=64, shuffle=True)) for _ in range(3))
-    augmented = BatchLoader(dataset, 64, shuffle=True, transform=random_flip_crop)
-    augment = min(epoch_seconds(augmented) for _ in range(3))
-    print(f"  BatchLoader:                     {1000 * fast:8.1f} ms")
-    print(f"  DataLoader(TensorDataset):       {1000 * slow:8.1f} ms")
-    print(f"  ratio DataLoader / BatchLoader:  {slow / fast:8.1f}x")
-    print(f"  BatchLoader + random_flip_crop:  {1000 * augment:8.1f} ms")
+    default_threads = torch.get_num_threads()
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        print(f"== one shuffled epoch over {len(dataset)} images, batch 64, {threads} thread(s)")
+        fast = min(epoch_seconds(BatchLoader(dataset, 64, shuffle=True)) for _ in range(3))
+        slow = min(
+            epoch_seconds(DataLoader(tensors, batch_size=64, shuffle=True)) for _ in range(3)
+        )
+        augmented = BatchLoader(dataset, 64, shuffle=True, transform=random_flip_crop)
+        augment = min(epoch_seconds(augmented) for _ in range(3))
+        print(f"  BatchLoader:                     {1000 * fast:8.1f} ms")
+        print(f"  DataLoader(TensorDataset):       {1000 * slow:8.1f} ms")
+        print(f"  ratio DataLoader / BatchLoader:  {slow / fast:8.1f}x")
+        print(f"  BatchLoader + random_flip_crop:  {1000 * augment:8.1f} ms")
+    torch.set_num_threads(default_threads)
 
 
 def bench_learning(train_set: ImageDataset, val_set: ImageDataset, epochs: int) -> None:

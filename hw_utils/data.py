@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -187,116 +188,108 @@ class ImageDataset(Dataset):
 # Procedural shapes
 # --------------------------------------------------------------------------------------------
 # Each shape is a signed distance (negative inside) in shape-local units: the shape is centred at
-# the origin and fits in a disc of radius ~1.1. Exact distances are not needed, only a sign and a
-# slope of about one pixel per pixel at the edge for antialiasing.
+# the origin and fits in a disc of radius _SHAPE_EXTENT. Exact distances are not needed, only the
+# sign and a slope of about one unit per unit near the edge, for antialiasing. Pixel-level maths
+# uses only +, -, *, /, sqrt, abs, min and max (exactly rounded everywhere), and every random
+# number comes from torch.rand, so the images are the same bits on any machine.
+
+_SHAPE_EXTENT = 1.1
 
 
-def _regular_polygon(u: Tensor, v: Tensor, sides: int, apothem: float) -> Tensor:
-    distance = u - apothem
-    for k in range(1, sides):
-        angle = 2 * math.pi * k / sides
-        distance = torch.maximum(distance, math.cos(angle) * u + math.sin(angle) * v - apothem)
-    return distance
+def _length(u: Tensor, v: Tensor) -> Tensor:
+    return (u * u + v * v).sqrt()
 
 
 def _box(u: Tensor, v: Tensor, half_u: float, half_v: float) -> Tensor:
     return torch.maximum(u.abs() - half_u, v.abs() - half_v)
 
 
-def _circle(u: Tensor, v: Tensor) -> Tensor:
-    return torch.hypot(u, v) - 0.9
+def _polygon(vertices: Sequence[tuple[float, float]]) -> Callable[[Tensor, Tensor], Tensor]:
+    """Signed distance of the convex polygon with these counter-clockwise vertices."""
+    edges = []
+    for (u0, v0), (u1, v1) in zip(vertices, [*vertices[1:], vertices[0]], strict=True):
+        length = math.hypot(u1 - u0, v1 - v0)
+        normal_u, normal_v = (v1 - v0) / length, (u0 - u1) / length  # outward
+        edges.append((normal_u, normal_v, normal_u * u0 + normal_v * v0))
+
+    def distance(u: Tensor, v: Tensor) -> Tensor:
+        result = None
+        for normal_u, normal_v, offset in edges:
+            edge = normal_u * u + normal_v * v - offset
+            result = edge if result is None else torch.maximum(result, edge)
+        return result
+
+    return distance
 
 
-def _square(u: Tensor, v: Tensor) -> Tensor:
-    return _box(u, v, 0.72, 0.72)
+def _on_circle(radius: float, degrees: float) -> tuple[float, float]:
+    return radius * math.cos(math.radians(degrees)), radius * math.sin(math.radians(degrees))
 
 
-def _triangle(u: Tensor, v: Tensor) -> Tensor:
-    return _regular_polygon(u, v, 3, 0.55)
+def _star() -> Callable[[Tensor, Tensor], Tensor]:
+    """Five-pointed star: an inner pentagon and five spikes."""
+    outer, inner = 1.05, 0.42
+    pentagon = _polygon([_on_circle(inner, 126 + 72 * k) for k in range(5)])
+    spikes = [
+        _polygon([_on_circle(inner, tip - 36), _on_circle(outer, tip), _on_circle(inner, tip + 36)])
+        for tip in range(90, 450, 72)
+    ]
+
+    def distance(u: Tensor, v: Tensor) -> Tensor:
+        result = pentagon(u, v)
+        for spike in spikes:
+            result = torch.minimum(result, spike(u, v))
+        return result
+
+    return distance
 
 
-def _ring(u: Tensor, v: Tensor) -> Tensor:
-    return (torch.hypot(u, v) - 0.72).abs() - 0.26
-
-
-def _cross(u: Tensor, v: Tensor) -> Tensor:
-    return torch.minimum(_box(u, v, 0.95, 0.3), _box(u, v, 0.3, 0.95))
-
-
-def _star(
-    u: Tensor, v: Tensor, points: int = 5, outer: float = 1.05, inner: float = 0.42
-) -> Tensor:
-    # Fold the angle into half a sector [0, pi/points]: the edge runs from the tip (outer, 0)
-    # to the inner corner (inner, pi/points); inside is the side of that edge facing the origin.
-    half_sector = math.pi / points
-    angle = torch.atan2(v, u).remainder(2 * half_sector)
-    angle = (angle - half_sector).abs()
-    radius = torch.hypot(u, v)
-    x, y = radius * torch.cos(angle), radius * torch.sin(angle)
-    corner_x, corner_y = inner * math.cos(half_sector), inner * math.sin(half_sector)
-    edge_x, edge_y = corner_x - outer, corner_y
-    length = math.hypot(edge_x, edge_y)
-    # Outward normal of the edge, pointing away from the origin.
-    normal_x, normal_y = edge_y / length, -edge_x / length
-    return (x - outer) * normal_x + y * normal_y
-
-
-def _crescent(u: Tensor, v: Tensor) -> Tensor:
-    return torch.maximum(torch.hypot(u, v) - 0.95, 0.75 - torch.hypot(u - 0.45, v))
-
-
-def _ellipse(u: Tensor, v: Tensor) -> Tensor:
-    return (torch.hypot(u / 1.0, v / 0.45) - 1.0) * 0.45
-
-
-def _frame(u: Tensor, v: Tensor) -> Tensor:
-    return (torch.maximum(u.abs(), v.abs()) - 0.6).abs() - 0.16
-
-
-def _heart(u: Tensor, v: Tensor) -> Tensor:
-    lobes = torch.hypot(u.abs() - 0.42, v - 0.3) - 0.5
-    # A downward triangle under the lobes: its sides run from (+-0.9, 0.2) to the tip (0, -0.95).
-    side_u, side_v = 1.15 / math.hypot(1.15, 0.9), -0.9 / math.hypot(1.15, 0.9)
-    point = torch.maximum(v - 0.3, side_u * u.abs() + side_v * (v + 0.95))
-    return torch.minimum(lobes, point)
-
-
-def _arrow(u: Tensor, v: Tensor) -> Tensor:
-    shaft = torch.maximum(v.abs() - 0.17, torch.maximum(-0.95 - u, u - 0.15))
-    tip, base, half_width = 1.0, 0.1, 0.58
-    length = math.hypot(tip - base, half_width)
-    normal_u, normal_v = half_width / length, (tip - base) / length
-    head = torch.maximum(base - u, normal_u * (u - tip) + normal_v * v.abs())
-    return torch.minimum(shaft, head)
-
-
-def _hourglass(u: Tensor, v: Tensor) -> Tensor:
-    slope = 0.8
-    sides = (u.abs() - slope * v.abs() - 0.05) / math.hypot(1.0, slope)
-    return torch.maximum(v.abs() - 0.9, sides)
-
+_triangle = _polygon([_on_circle(_SHAPE_EXTENT, 90 + 120 * k) for k in range(3)])
+_heart_point = _polygon([(0.0, -0.95), (0.98, 0.3), (-0.98, 0.3)])
+_arrow_head = _polygon([(0.1, -0.58), (1.0, 0.0), (0.1, 0.58)])
 
 _SHAPES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
-    "circle": _circle,
-    "square": _square,
+    "circle": lambda u, v: _length(u, v) - 0.9,
+    "square": lambda u, v: _box(u, v, 0.72, 0.72),
     "triangle": _triangle,
-    "ring": _ring,
-    "cross": _cross,
-    "star": _star,
-    "crescent": _crescent,
-    "ellipse": _ellipse,
-    "frame": _frame,
-    "heart": _heart,
-    "arrow": _arrow,
-    "hourglass": _hourglass,
+    "ring": lambda u, v: (_length(u, v) - 0.72).abs() - 0.26,
+    "cross": lambda u, v: torch.minimum(_box(u, v, 0.95, 0.3), _box(u, v, 0.3, 0.95)),
+    "star": _star(),
+    "crescent": lambda u, v: torch.maximum(_length(u, v) - 0.95, 0.75 - _length(u - 0.45, v)),
+    "ellipse": lambda u, v: (_length(u, v / 0.45) - 1.0) * 0.45,
+    "frame": lambda u, v: (torch.maximum(u.abs(), v.abs()) - 0.6).abs() - 0.16,
+    "heart": lambda u, v: torch.minimum(_length(u.abs() - 0.42, v - 0.3) - 0.5, _heart_point(u, v)),
+    "arrow": lambda u, v: torch.minimum(
+        torch.maximum(v.abs() - 0.17, torch.maximum(-0.95 - u, u - 0.15)), _arrow_head(u, v)
+    ),
+    "hourglass": lambda u, v: torch.maximum(
+        v.abs() - 0.9, (u.abs() - 0.8 * v.abs() - 0.05) / math.hypot(1.0, 0.8)
+    ),
 }
 
 SHAPE_CLASSES: tuple[str, ...] = tuple(_SHAPES)
 """Class names of :func:`make_shapes`, in label order when all are used."""
 
 _CHUNK = 1024  # samples rendered at once; part of the definition of the random stream
-_MAX_DISTRACTORS = 4
-_SHAPE_EXTENT = 1.1  # radius, in shape units, that every shape fits in
+_MAX_CLUTTER = 4  # line segments per image at most
+
+
+class _Appearance(NamedTuple):
+    """What ``difficulty`` controls in :func:`make_shapes`."""
+
+    texture: float  # standard deviation of the smooth background colour texture
+    noise: float  # standard deviation of the pixel noise
+    clutter: float  # probability of each of the _MAX_CLUTTER segments being drawn
+    contrast: tuple[float, float]  # range of the RMS colour difference, shape vs background
+
+
+def _appearance(difficulty: float) -> _Appearance:
+    return _Appearance(
+        texture=0.03 + 0.1 * difficulty,
+        noise=0.005 + 0.06 * difficulty,
+        clutter=0.5 * difficulty,
+        contrast=(0.32 - 0.16 * difficulty, 0.52 - 0.16 * difficulty),
+    )
 
 
 def _shape_names(classes: Sequence[str] | int | None) -> tuple[str, ...]:
@@ -329,22 +322,31 @@ def _uniform(generator: torch.Generator, shape: tuple[int, ...], low: float, hig
     return torch.rand(shape, generator=generator).mul_(high - low).add_(low)
 
 
-class _Appearance(NamedTuple):
-    """What ``difficulty`` controls in :func:`make_shapes`."""
-
-    texture: float  # amplitude of the smooth background colour texture
-    noise: float  # standard deviation of the pixel noise
-    clutter: float  # probability of each of the _MAX_DISTRACTORS segments being drawn
-    contrast: tuple[float, float]  # range of the RMS colour difference, shape vs background
+def _unit_noise(generator: torch.Generator, shape: tuple[int, ...]) -> Tensor:
+    """Uniform noise with mean 0 and standard deviation 1."""
+    return _uniform(generator, shape, -math.sqrt(3), math.sqrt(3))
 
 
-def _appearance(difficulty: float) -> _Appearance:
-    return _Appearance(
-        texture=0.03 + 0.1 * difficulty,
-        noise=0.005 + 0.06 * difficulty,
-        clutter=0.5 * difficulty,
-        contrast=(0.32 - 0.16 * difficulty, 0.52 - 0.16 * difficulty),
+def _cos_sin(angle: Tensor) -> tuple[Tensor, Tensor]:
+    """``cos`` and ``sin`` of ``angle``, computed in float64 so that rounding to float32 hides
+    any last-bit differences between math libraries."""
+    angle = angle.double()
+    return torch.cos(angle).float(), torch.sin(angle).float()
+
+
+def _upsample(coarse: Tensor, size: int) -> Tensor:
+    """Bilinear upsampling of ``(n, c, g, g)`` to ``(n, c, size, size)`` (pixel centres aligned,
+    edges clamped), written with element-wise operations only."""
+    cells = coarse.shape[-1]
+    centres = torch.arange(size, dtype=torch.float64) + 0.5
+    position = (centres * (cells / size) - 0.5).clamp(0, cells - 1)
+    low = position.floor().long()
+    high = (low + 1).clamp(max=cells - 1)
+    weight = (position - low).float()
+    rows = coarse[:, :, low, :] * (1 - weight).view(-1, 1) + coarse[:, :, high, :] * weight.view(
+        -1, 1
     )
+    return rows[..., low] * (1 - weight) + rows[..., high] * weight
 
 
 def _paint(images: Tensor, alpha: Tensor, colour: Tensor) -> Tensor:
@@ -353,82 +355,113 @@ def _paint(images: Tensor, alpha: Tensor, colour: Tensor) -> Tensor:
     return images.lerp_(colour.view(-1, 3, 1, 1), alpha.unsqueeze(1))
 
 
-def _render_chunk(
-    labels: Tensor,
-    shapes: Sequence[Callable[[Tensor, Tensor], Tensor]],
-    size: int,
-    difficulty: float,
-    generator: torch.Generator,
-) -> Tensor:
-    """Images ``(n, 3, size, size)`` in [0, 1] of the given ``labels``; draws from ``generator``."""
-    n = len(labels)
-    pixel = size / 32  # lengths below are in pixels of a 32x32 image
-    coords = torch.arange(size, dtype=torch.float32) + 0.5
-    x, y = coords.view(1, 1, size), coords.view(1, size, 1)
+def _pixel_grid(size: int) -> tuple[Tensor, Tensor]:
+    """Pixel-centre coordinates ``x`` ``(1, 1, size)`` and ``y`` ``(1, size, 1)``."""
+    centres = torch.arange(size, dtype=torch.float32) + 0.5
+    return centres.view(1, 1, size), centres.view(1, size, 1)
 
-    # Background: a base colour, smooth colour texture in two octaves, later pixel noise.
+
+def _background(n: int, size: int, look: _Appearance, generator: torch.Generator) -> Tensor:
+    """``(n, 3, size, size)``: a random base colour plus smooth colour texture in two octaves."""
     base = _uniform(generator, (n, 3, 1, 1), 0.2, 0.8)
-    look = _appearance(difficulty)
     image = base.expand(n, 3, size, size).clone()
     for cells, weight in ((4, 1.0), (8, 0.5)):
-        coarse = torch.randn((n, 3, cells, cells), generator=generator)
-        image += (look.texture * weight) * F.interpolate(
-            coarse, size=(size, size), mode="bilinear", align_corners=False
-        )
+        coarse = _unit_noise(generator, (n, 3, cells, cells))
+        image += (look.texture * weight) * _upsample(coarse, size)
+    return image
 
-    # Clutter: line segments and dots (capsules) of random colour, behind the shape.
-    start = _uniform(generator, (n, _MAX_DISTRACTORS, 2), 0.0, size)
-    direction = _uniform(generator, (n, _MAX_DISTRACTORS), 0.0, 2 * math.pi)
-    length = _uniform(generator, (n, _MAX_DISTRACTORS), 0.0, 0.5 * size)
-    thickness = _uniform(generator, (n, _MAX_DISTRACTORS), 0.3 * pixel, 0.9 * pixel)
-    clutter_colour = torch.rand((n, _MAX_DISTRACTORS, 3), generator=generator)
-    active = torch.rand((n, _MAX_DISTRACTORS), generator=generator) < look.clutter
-    for k in range(_MAX_DISTRACTORS):
+
+def _add_clutter(image: Tensor, look: _Appearance, generator: torch.Generator) -> None:
+    """Paint up to _MAX_CLUTTER line segments and dots (capsules) of random colour, in place."""
+    n, size = len(image), image.shape[-1]
+    x, y = _pixel_grid(size)
+    start = _uniform(generator, (n, _MAX_CLUTTER, 2), 0.0, size)
+    cos, sin = _cos_sin(_uniform(generator, (n, _MAX_CLUTTER), 0.0, 2 * math.pi))
+    length = _uniform(generator, (n, _MAX_CLUTTER), 0.0, 0.5 * size)
+    thickness = _uniform(generator, (n, _MAX_CLUTTER), 0.3 * size / 32, 0.9 * size / 32)
+    colour = torch.rand((n, _MAX_CLUTTER, 3), generator=generator)
+    active = torch.rand((n, _MAX_CLUTTER), generator=generator) < look.clutter
+    for k in range(_MAX_CLUTTER):
         members = active[:, k].nonzero().squeeze(1)
         if len(members) == 0:
             continue
-        angle, extent = direction[members, k].view(-1, 1, 1), length[members, k].view(-1, 1, 1)
-        dx, dy = extent * torch.cos(angle), extent * torch.sin(angle)
+        dx = (length[members, k] * cos[members, k]).view(-1, 1, 1)
+        dy = (length[members, k] * sin[members, k]).view(-1, 1, 1)
         to_x = x - start[members, k, 0].view(-1, 1, 1)
         to_y = y - start[members, k, 1].view(-1, 1, 1)
         along = ((to_x * dx + to_y * dy) / (dx * dx + dy * dy + 1e-6)).clamp_(0.0, 1.0)
-        distance = torch.hypot(to_x - along * dx, to_y - along * dy)
+        distance = _length(to_x - along * dx, to_y - along * dy)
         alpha = (thickness[members, k].view(-1, 1, 1) + 0.5 - distance).clamp_(0.0, 1.0)
-        image[members] = _paint(image[members], alpha, clutter_colour[members, k])
+        image[members] = _paint(image[members], alpha, colour[members, k])
 
-    # The shape: random size, position, rotation; its colour differs from the base colour by a
-    # random direction of a length (the contrast) that shrinks with difficulty.
+
+def _add_shapes(
+    image: Tensor,
+    labels: Tensor,
+    shapes: Sequence[Callable[[Tensor, Tensor], Tensor]],
+    look: _Appearance,
+    generator: torch.Generator,
+) -> None:
+    """Paint shape ``shapes[labels[i]]`` on ``image[i]``, in place: random size, position and
+    rotation; its colour differs from the mean background colour by a random direction whose
+    length (the contrast) shrinks with difficulty."""
+    n, size = len(image), image.shape[-1]
+    x, y = _pixel_grid(size)
     radius = _uniform(generator, (n,), 0.24 * size, 0.4 * size)
     margin = 0.95 * radius
     centre_x = margin + torch.rand((n,), generator=generator) * (size - 2 * margin)
     centre_y = margin + torch.rand((n,), generator=generator) * (size - 2 * margin)
-    rotation = _uniform(generator, (n,), 0.0, 2 * math.pi)
+    cos, sin = _cos_sin(_uniform(generator, (n,), 0.0, 2 * math.pi))
     contrast = _uniform(generator, (n,), *look.contrast)
-    direction = torch.randn((n, 3), generator=generator)
-    offset = direction / direction.norm(dim=1, keepdim=True) * (contrast * math.sqrt(3)).view(n, 1)
-    base = base.view(n, 3)
+    direction = _uniform(generator, (n, 3), -1.0, 1.0)
+    length = direction.norm(dim=1, keepdim=True).clamp_(min=1e-3)
+    offset = direction / length * (contrast * math.sqrt(3)).view(n, 1)
+    base = image.mean(dim=(2, 3))
     colour = base + offset
     outside = (colour < 0) | (colour > 1)
-    colour = torch.where(outside, base - offset, colour).clamp(0.0, 1.0)
+    colour = torch.where(outside, base - offset, colour).clamp_(0.0, 1.0)
 
-    shape_alpha = torch.zeros((n, size, size))
+    alpha = torch.empty((n, size, size))
     for label, shape in enumerate(shapes):
         members = (labels == label).nonzero().squeeze(1)
         if len(members) == 0:
             continue
         unit = radius[members].view(-1, 1, 1) / _SHAPE_EXTENT  # pixels per shape unit
-        cos = torch.cos(rotation[members]).view(-1, 1, 1)
-        sin = torch.sin(rotation[members]).view(-1, 1, 1)
         rel_x = x - centre_x[members].view(-1, 1, 1)
         rel_y = y - centre_y[members].view(-1, 1, 1)
-        u = (cos * rel_x + sin * rel_y) / unit
-        v = (cos * rel_y - sin * rel_x) / unit
-        shape_alpha[members] = (0.5 - shape(u, v) * unit).clamp(0.0, 1.0)
-    image = _paint(image, shape_alpha, colour)
+        c, s = cos[members].view(-1, 1, 1), sin[members].view(-1, 1, 1)
+        u = (c * rel_x + s * rel_y) / unit
+        v = (c * rel_y - s * rel_x) / unit
+        alpha[members] = (0.5 - shape(u, v) * unit).clamp_(0.0, 1.0)
+    _paint(image, alpha, colour)
 
-    noise = torch.randn((n, 3, size, size), generator=generator)
-    image += look.noise * noise
+
+def _render(
+    labels: Tensor,
+    shapes: Sequence[Callable[[Tensor, Tensor], Tensor]],
+    size: int,
+    look: _Appearance,
+    generator: torch.Generator,
+) -> Tensor:
+    """Images ``(n, 3, size, size)`` in [0, 1] of the given ``labels``; draws from ``generator``
+    in an order that does not depend on the labels."""
+    image = _background(len(labels), size, look, generator)
+    _add_clutter(image, look, generator)
+    _add_shapes(image, labels, shapes, look, generator)
+    image += look.noise * _unit_noise(generator, tuple(image.shape))
     return image.clamp_(0.0, 1.0)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run torch on one thread: rendering is many small element-wise operations, which gain
+    little from more threads and slow down many times over when the cores are busy."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def make_shapes(
@@ -456,7 +489,9 @@ def make_shapes(
     Returns:
         An :class:`ImageDataset` with images ``(N, 3, S, S)`` float32 in [0, 1] and balanced labels
         (class counts differ by at most one) in shuffled order. The same arguments give
-        bit-identical tensors.
+        bit-identical tensors on any machine. The classes do not change the random draws: for
+        the same ``num_samples``, ``difficulty`` and ``seed``, image i differs between two class
+        choices only in the shape drawn.
     """
     names = _shape_names(classes)
     if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
@@ -471,12 +506,12 @@ def make_shapes(
     balanced = torch.arange(num_samples) % len(names)
     labels = balanced[torch.randperm(num_samples, generator=generator)]
     shapes = [_SHAPES[name] for name in names]
+    look = _appearance(float(difficulty))
     images = torch.empty((num_samples, 3, image_size, image_size))
-    for begin in range(0, num_samples, _CHUNK):
-        end = min(begin + _CHUNK, num_samples)
-        images[begin:end] = _render_chunk(
-            labels[begin:end], shapes, image_size, float(difficulty), generator
-        )
+    with _one_thread():
+        for begin in range(0, num_samples, _CHUNK):
+            end = min(begin + _CHUNK, num_samples)
+            images[begin:end] = _render(labels[begin:end], shapes, image_size, look, generator)
     return ImageDataset(images, labels, names)
 
 
@@ -605,6 +640,9 @@ def train_val_split(
     return dataset.subset(torch.where(~is_val)[0]), dataset.subset(torch.where(is_val)[0])
 
 
+_LOADER_BLOCK_BYTES = 12 * 2**20  # BatchLoader gathers about this much at once
+
+
 class BatchLoader:
     """Batches of an in-memory :class:`ImageDataset`; a fast stand-in for ``DataLoader``.
 
@@ -652,19 +690,23 @@ class BatchLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         self.epoch += 1
-        images, labels = self.dataset.images, self.dataset.labels
-        order = torch.randperm(len(labels), generator=generator) if self.shuffle else None
-        for batch in range(len(self)):
-            begin = batch * self.batch_size
-            end = min(begin + self.batch_size, len(labels))
-            if order is None:
-                batch_images, batch_labels = images[begin:end], labels[begin:end]
-            else:
-                index = order[begin:end]
-                batch_images, batch_labels = images[index], labels[index]
-            if self.transform is not None:
-                batch_images = self.transform(batch_images, generator=generator)
-            yield batch_images, batch_labels
+        total = len(self.dataset)
+        order = torch.randperm(total, generator=generator) if self.shuffle else torch.arange(total)
+        order = order[: min(total, len(self) * self.batch_size)]
+        # Gather several batches at once (fewer, larger copies are faster, above all on busy
+        # cores; much larger ones pay for fresh memory), then hand out slices. Batches never
+        # alias the dataset, so changing them in place is safe.
+        batch_bytes = self.batch_size * self.dataset.images[0].nbytes
+        block = self.batch_size * max(1, _LOADER_BLOCK_BYTES // batch_bytes)
+        for block_start in range(0, len(order), block):
+            index = order[block_start : block_start + block]
+            block_images = self.dataset.images[index]
+            block_labels = self.dataset.labels[index]
+            for begin in range(0, len(index), self.batch_size):
+                images = block_images[begin : begin + self.batch_size]
+                if self.transform is not None:
+                    images = self.transform(images, generator=generator)
+                yield images, block_labels[begin : begin + self.batch_size]
 
 
 def random_flip_crop(
@@ -690,20 +732,18 @@ def random_flip_crop(
         raise ValueError(f"random_flip_crop: padding must be an int >= 0, got {padding!r}.")
     n, channels, height, width = images.shape
     flip = torch.rand((n,), generator=generator) < 0.5
-    offset_y = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    offset_x = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
-    device = images.device
-    flipped = torch.where(flip.to(device).view(n, 1, 1, 1), images.flip(-1), images)
-    if padding == 0:
-        return flipped
-    padded = F.pad(flipped, (padding, padding, padding, padding))
-    rows = (offset_y.view(n, 1) + torch.arange(height)).to(device)
-    cols = (offset_x.view(n, 1) + torch.arange(width)).to(device)
+    offset_y = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator)
+    offset_x = torch.randint(0, 2 * padding + 1, (n, 1, 1), generator=generator)
+    # Output pixel (i, j) of sample k is pixel (i + offset_y, j + offset_x) of the padded image,
+    # mirrored when flipped (the mirror of a padded image is the padded mirror): one gather.
     padded_width = width + 2 * padding
-    rows = rows.view(n, 1, height, 1).expand(n, channels, height, padded_width)
-    picked_rows = padded.gather(2, rows)
-    cols = cols.view(n, 1, 1, width).expand(n, channels, height, width)
-    return picked_rows.gather(3, cols)
+    rows = offset_y + torch.arange(height).view(1, height, 1)
+    cols = offset_x + torch.arange(width).view(1, 1, width)
+    cols = torch.where(flip.view(n, 1, 1), padded_width - 1 - cols, cols)
+    index = (rows * padded_width + cols).view(n, 1, height * width).to(images.device)
+    padded = F.pad(images, (padding, padding, padding, padding)).flatten(2)
+    picked = padded.gather(2, index.expand(n, channels, height * width))
+    return picked.view(n, channels, height, width)
 
 
 # --------------------------------------------------------------------------------------------
