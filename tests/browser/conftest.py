@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from playwright.sync_api import Browser, BrowserContext, Page
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from .lab_server import LabServer
 
@@ -33,6 +33,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1280, "height": 800}
+# Page states that wait on the servers (a fetch, a grade saved, a dialog) get 30 s, not
+# Playwright's 5 s: a loaded 2-core CI machine can be that slow; passing tests do not wait longer.
+expect.set_options(timeout=30_000)
 
 
 def find_chromium() -> str | None:

@@ -1,8 +1,7 @@
 """Scratch copies of the course for the browser tests, and the notebooks a student would have.
 
-Nothing here writes into the repository: the course is copied (plus, where asked, the fixture
-assignment of ``tests/fixtures/course`` with its built release), and students' notebooks are
-made from the committed release with :func:`hw_utils.grading.samples.materialise`.
+Nothing here writes into the repository: the course is copied, and students' notebooks are made
+from the committed release with :func:`hw_utils.grading.samples.materialise`.
 """
 
 from __future__ import annotations
@@ -24,18 +23,15 @@ STUB = re.compile(r'raise NotImplementedError\("([\w.]+): replace this line with
 REAL_ASSIGNMENTS = list(load_manifest(REPO))
 
 
-def scratch_course(destination: Path, fixture_course: Path | None = None) -> Path:
-    """Copy the course files of the repository to ``destination``; with ``fixture_course`` (a
-    built fixture course) also its assignment, release included."""
+def scratch_course(destination: Path) -> Path:
+    """Copy the course files of the repository (config, manifest, source, release, samples) to
+    ``destination``."""
     destination.mkdir(parents=True)
     for name in COURSE_FILES:
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, destination / name)
         elif (REPO / name).is_file():
             shutil.copy(REPO / name, destination / name)
-    if fixture_course is not None:
-        for folder in ("assignments", "source", "release", "samples"):
-            shutil.copytree(fixture_course / folder, destination / folder, dirs_exist_ok=True)
     return destination
 
 
@@ -44,12 +40,12 @@ def sample(course: Path, assignment_id: str, name: str) -> Sample:
 
 
 def partly_wrong_sample(course: Path, assignment_id: str) -> Sample:
-    """The buggy sample that loses points in the most test cells (then by name): the one whose
-    bug the visible tests are surest to show."""
+    """The buggy sample that loses points in the fewest test cells (then by name): one small
+    mistake in an otherwise solved notebook."""
     buggy = [s for s in load_samples(course, assignment_id) if s.base == "solution" and s.expected]
     if not buggy:
         raise AssertionError(f"samples/{assignment_id}/ has no buggy sample to validate")
-    return min(buggy, key=lambda s: (-len(s.expected), s.student_id))
+    return min(buggy, key=lambda s: (len(s.expected), s.student_id))
 
 
 def student_folder(course: Path, assignment: Assignment, work: Sample | None, dest: Path) -> Path:

@@ -114,24 +114,24 @@ def _stop(server: LabServer) -> None:
             server.process.wait()
 
 
-@contextlib.contextmanager
-def lab_server(
-    root: Path,
-    state: Path,
-    *,
-    nbgrader_config: str = "",
-    env: Mapping[str, str] | None = None,
-) -> Iterator[LabServer]:
-    """Run ``jupyter lab`` serving ``root`` (also its working directory, where nbgrader reads a
-    course's ``nbgrader_config.py``); ``state`` receives its config, data, settings and log.
+class LabSpec(NamedTuple):
+    """What a server serves: ``root`` (also its working directory, where nbgrader reads a
+    course's ``nbgrader_config.py``), ``state`` (its config, data, settings and log), the user's
+    own ``nbgrader_config`` (``~/.jupyter/nbgrader_config.py`` on a real machine: e.g. the
+    exchange root) and extra environment variables."""
 
-    ``nbgrader_config`` is the user's own nbgrader config (``~/.jupyter/nbgrader_config.py`` on
-    a real machine: e.g. the exchange root); ``env`` adds environment variables."""
-    root, state = Path(root).resolve(), Path(state).resolve()
+    root: Path
+    state: Path
+    nbgrader_config: str = ""
+    env: Mapping[str, str] | None = None
+
+
+def _start(spec: LabSpec) -> LabServer:
+    root, state = Path(spec.root).resolve(), Path(spec.state).resolve()
     for name in ("config", "data", "runtime", "settings", "workspaces"):
         (state / name).mkdir(parents=True, exist_ok=True)
     _write_settings(state / "settings")
-    (state / "config" / "nbgrader_config.py").write_text(nbgrader_config)
+    (state / "config" / "nbgrader_config.py").write_text(spec.nbgrader_config)
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -146,7 +146,7 @@ def lab_server(
         JUPYTERLAB_SETTINGS_DIR=str(state / "settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"),
     )
-    environment.update(env or {})
+    environment.update(spec.env or {})
     port, token = free_port(), secrets.token_hex(16)
     log = state / "jupyter-lab.log"
     command = [
@@ -174,9 +174,19 @@ def lab_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = LabServer(root, port, token, log, process)
-    try:
-        _wait_until_up(server)
-        yield server
-    finally:
-        _stop(server)
+    return LabServer(root, port, token, log, process)
+
+
+@contextlib.contextmanager
+def lab_servers(*specs: LabSpec) -> Iterator[list[LabServer]]:
+    """Start one ``jupyter lab`` per spec (all at once), wait until each answers, and stop them
+    all on exit, also when starting or the test fails."""
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for spec in specs:
+            server = _start(spec)
+            stack.callback(_stop, server)
+            servers.append(server)
+        for server in servers:
+            _wait_until_up(server)
+        yield servers

@@ -29,7 +29,7 @@ from .course_copy import (
     stub_names,
     student_folder,
 )
-from .lab_server import lab_server
+from .lab_server import LabSpec, lab_servers
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +43,8 @@ MAX_LINES_PER_FAILED_CASE = 4
 
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory, browser_session):
-    """The student's folder, served by JupyterLab: ``<assignment>/<variant>/``."""
+    """The student's folder (``<assignment>/<variant>/``), served by JupyterLab and open in one
+    browser page."""
     root = tmp_path_factory.mktemp("student")
     course = scratch_course(root / "course")
     home = root / "home"
@@ -58,32 +59,36 @@ def desk(tmp_path_factory, browser_session):
         for variant, work in works.items():
             folder = student_folder(course, assignment, work, home / assignment_id / variant)
             notebooks[assignment_id, variant] = folder / f"{assignment.notebooks[0]}.ipynb"
-    with lab_server(home, root / "jupyter") as server:
+    with lab_servers(LabSpec(home, root / "jupyter")) as (server,):
         browser_session.servers["student"] = server
-        yield {"course": course, "home": home, "server": server, "notebooks": notebooks}
+        page = browser_session.new_page()
+        lab.open_lab(page, server)
+        yield {
+            "course": course,
+            "home": home,
+            "server": server,
+            "page": page,
+            "notebooks": notebooks,
+        }
 
 
 class Opened(NamedTuple):
     page: Page
-    notebook: NotebookNode  # the file the page shows, as written for the student
-    run_timeout: float  # ms: the assignment's notebook time limit
-    cell_timeout: float  # ms: its cell time limit
+    notebook: NotebookNode  # the file on screen, as written for the student
+    run_timeout: float  # ms: the assignment's time limit for a notebook
+    cell_timeout: float  # ms: its time limit for a cell
 
 
-def open_variant(browser_session, desk, assignment_id: str, variant: str) -> Opened:
-    """A new page showing the notebook of ``variant`` with its kernel idle."""
+def open_variant(desk, assignment_id: str, variant: str) -> Opened:
+    """Open the notebook of ``variant`` in the student's JupyterLab, kernel idle."""
     path = desk["notebooks"][assignment_id, variant]
-    page = browser_session.new_page()
+    notebook = C.read_notebook(path)
+    page = desk["page"]
     lab.open_notebook(
-        page,
-        desk["server"],
-        str(path.relative_to(desk["home"])),
-        workspace=f"{assignment_id}-{variant}",
+        page, desk["server"], str(path.relative_to(desk["home"])), len(notebook.cells)
     )
     limits = get_assignment(desk["course"], assignment_id).limits
-    return Opened(
-        page, C.read_notebook(path), limits.notebook_timeout_s * 1000, limits.cell_timeout_s * 1000
-    )
+    return Opened(page, notebook, limits.notebook_timeout_s * 1000, limits.cell_timeout_s * 1000)
 
 
 def errors(cell: lab.CellView) -> list[str]:
@@ -98,9 +103,7 @@ def describe(cells: list[lab.CellView]) -> str:
 def test_untouched_release_stops_at_each_stub_naming_the_function(
     assignment_id, browser_session, desk
 ):
-    page, notebook, run_timeout, cell_timeout = open_variant(
-        browser_session, desk, assignment_id, "untouched"
-    )
+    page, notebook, run_timeout, cell_timeout = open_variant(desk, assignment_id, "untouched")
     stubs, tests = stub_names(notebook), graded_tests(notebook)
 
     # Run All stops at the first test cell, on the stub of a function the student must write.
@@ -114,8 +117,8 @@ def test_untouched_release_stops_at_each_stub_naming_the_function(
     lab.show_cell(page, first.index)
     browser_session.shot(page, f"{assignment_id}-untouched-run-all-stops-at-a-stub")
 
-    # Cell by cell, every test cell stops on a stub, in a few lines.
-    cells = lab.run_cell_by_cell(page, cell_timeout)
+    # Going on cell by cell, every test cell stops on a stub, in a few lines.
+    cells = lab.run_cells_from(page, first.index + 1, cell_timeout)
     browser_session.shot(page, f"{assignment_id}-untouched-cell-by-cell")
     assert len(cells) == len(notebook.cells)
     named = set()
@@ -139,7 +142,7 @@ def test_untouched_release_stops_at_each_stub_naming_the_function(
 
 @pytest.mark.parametrize("assignment_id", REAL_ASSIGNMENTS)
 def test_solved_notebook_runs_clean_and_validates(assignment_id, browser_session, desk):
-    page, notebook, run_timeout, _ = open_variant(browser_session, desk, assignment_id, "solved")
+    page, notebook, run_timeout, _ = open_variant(desk, assignment_id, "solved")
     notebook_name = get_assignment(desk["course"], assignment_id).notebooks[0]
     source = C.read_notebook(C.source_notebook(desk["course"], assignment_id, notebook_name))
 
@@ -152,6 +155,8 @@ def test_solved_notebook_runs_clean_and_validates(assignment_id, browser_session
     lab.close_dialog(page)
 
     cells = lab.wait_for_run_to_end(page, run_timeout)
+    with_images = [c.index for c in cells if c.images]
+    lab.show_cell(page, with_images[0] if with_images else len(cells) - 1)
     browser_session.shot(page, f"{assignment_id}-solved-run-all")
     assert len(cells) == len(notebook.cells) == len(source.cells)
     not_run = [c.index for c in cells if c.kind == "code" and not c.executed]
@@ -174,9 +179,7 @@ def test_solved_notebook_runs_clean_and_validates(assignment_id, browser_session
 def test_partly_wrong_notebook_explains_and_validate_names_the_failing_tests(
     assignment_id, browser_session, desk
 ):
-    page, notebook, run_timeout, _ = open_variant(
-        browser_session, desk, assignment_id, "partly-wrong"
-    )
+    page, notebook, run_timeout, _ = open_variant(desk, assignment_id, "partly-wrong")
     buggy = partly_wrong_sample(desk["course"], assignment_id)
     tests = graded_tests(notebook)
 
@@ -199,6 +202,8 @@ def test_partly_wrong_notebook_explains_and_validate_names_the_failing_tests(
         if errors(cells[index]) or (shown is not None and shown < C.points(cell)):
             failing[index] = cell
     assert failing, f"{buggy.description}: no visible test fails"
+    lab.show_cell(page, min(failing))
+    browser_session.shot(page, f"{assignment_id}-partly-wrong-failing-test")
     assert {C.grade_id(c) for c in failing.values()} <= set(buggy.expected), (
         "tests fail that the sample's bug should not touch"
     )
