@@ -201,10 +201,12 @@ def shown_score(cell: CellView) -> float | None:
 
 
 def show_cell(page: Page, index: int) -> None:
-    """Scroll the notebook so that cell ``index`` and its outputs are on screen."""
+    """Scroll the notebook so that cell ``index`` and its outputs are on screen, painted."""
     cell = notebook_panel(page).locator(".jp-Notebook .jp-Cell").nth(index)
     outputs = cell.locator(".jp-OutputArea")
-    (outputs if outputs.count() else cell).scroll_into_view_if_needed()
+    target = outputs if outputs.count() else cell
+    target.scroll_into_view_if_needed()
+    expect(target).to_be_in_viewport()
 
 
 def click_validate(page: Page) -> None:
