@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import tempfile
 import time
@@ -155,7 +156,8 @@ def grade_batch(
     db_url = db_url or default_db_url(course_root)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    policy = SandboxPolicy(enabled=sandbox)
+    # Jobs share the cores: more math threads than cores per job only thrash.
+    policy = SandboxPolicy(enabled=sandbox, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
 
     with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
         found = discover(Path(submissions), assignment, Path(scratch))

@@ -113,10 +113,17 @@ def check_release(course_root: Path, assignment: Assignment) -> list[str]:
         for marker in C.MARKERS:
             if marker in text:
                 problems.append(f"{released}: contains '{marker}'.")
-        leaked = sorted(line for line in secrets if line in text)
+        leaked = sorted(secrets & _released_lines(released, text))
         if leaked:
             problems.append(f"{released}: contains solution or hidden-test text: {leaked[0]!r}")
     return problems
+
+
+def _released_lines(path: Path, text: str) -> set[str]:
+    """Stripped lines of a released file (of its cells' sources for a notebook)."""
+    if path.suffix == ".ipynb":
+        text = "\n".join(cell.source for cell in C.read_notebook(path).cells)
+    return {line.strip() for line in text.split("\n")}
 
 
 def _differences(comparison: filecmp.dircmp, prefix: str = "") -> list[str]:

@@ -32,9 +32,11 @@ class SandboxUnavailableError(RuntimeError):
 
 
 class SandboxPolicy(NamedTuple):
-    """How student kernels run; ``enabled=False`` is plain nbgrader (trusted submissions only)."""
+    """How student kernels run; ``enabled=False`` is plain nbgrader (trusted submissions only).
+    ``threads``: math-library threads per kernel (cores shared by the jobs running at once)."""
 
     enabled: bool = True
+    threads: int = 1
 
 
 BWRAP = "bwrap"
@@ -99,6 +101,7 @@ def prepare(
         "memory_mb": limits.memory_mb,
         "max_processes": limits.max_processes,
         "disk_mb": limits.disk_mb,
+        "threads": policy.threads,
         "env": {k: os.environ[k] for k in ("HW_PROFILE", "LANG") if k in os.environ},
     }
     (scratch / "sandbox.json").write_text(json.dumps(settings, indent=1))

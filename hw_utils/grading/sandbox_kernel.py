@@ -42,7 +42,7 @@ def bwrap_command(
     """The bubblewrap command line for a kernel working in ``workdir`` (``kernel_args`` go to
     ipykernel, e.g. nbgrader's in-memory history)."""
     disk = str(settings["disk_mb"] * MB)
-    threads = str(min(4, os.cpu_count() or 1))
+    threads = str(settings["threads"])
     command = [
         settings["bwrap"],
         "--unshare-net",
