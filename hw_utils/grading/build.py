@@ -53,25 +53,31 @@ def build_release(
 
 
 def execute_source(course_root: Path, assignment: Assignment) -> list[Path]:
-    """Run each source notebook of ``assignment`` in place in the CI profile, storing its outputs
-    (what nbval later compares). A cell error stops and is raised, with nothing written."""
+    """Run each source notebook of ``assignment`` in the CI profile and store its outputs in the
+    source notebook (what nbval later compares). It runs in a scratch copy of the assignment
+    folder, so files the notebook writes (experiment records, plots) never land in ``source/``
+    and from there in the release. A cell error is raised, with nothing written."""
     check_source_exists(course_root, assignment)
     written = []
     previous = os.environ.get("HW_PROFILE")
     os.environ["HW_PROFILE"] = "ci"
     try:
-        for notebook in assignment.notebooks:
-            path = source_notebook(course_root, assignment.id, notebook)
-            nb = nbformat.read(path, as_version=4)
-            NotebookClient(
-                nb,
-                timeout=2 * assignment.limits.cell_timeout_s,
-                kernel_name="python3",
-                resources={"metadata": {"path": str(path.parent)}},
-                record_timing=False,
-            ).execute()
-            nbformat.write(nb, path)
-            written.append(path)
+        with tempfile.TemporaryDirectory(prefix="course-execute-") as scratch:
+            work = Path(
+                shutil.copytree(course_root / "source" / assignment.id, Path(scratch) / "a")
+            )
+            for notebook in assignment.notebooks:
+                path = source_notebook(course_root, assignment.id, notebook)
+                nb = nbformat.read(path, as_version=4)
+                NotebookClient(
+                    nb,
+                    timeout=2 * assignment.limits.cell_timeout_s,
+                    kernel_name="python3",
+                    resources={"metadata": {"path": str(work)}},
+                    record_timing=False,
+                ).execute()
+                nbformat.write(nb, path)
+                written.append(path)
     finally:
         if previous is None:
             os.environ.pop("HW_PROFILE", None)
