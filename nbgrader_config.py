@@ -43,6 +43,8 @@ limits = [assignment.limits for assignment in manifest.values()]
 
 c.CourseDirectory.course_id = "cnn-course"
 c.CourseDirectory.root = str(course_root)
+# Experiment records a notebook writes (results/) are never part of an assignment.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "results"]
 
 c.GenerateAssignment.preprocessors = [
     IncludeHeaderFooter,
