@@ -48,15 +48,21 @@ def partly_wrong_sample(course: Path, assignment_id: str) -> Sample:
     return min(buggy, key=lambda s: (len(s.expected), s.student_id))
 
 
+def write_work(course: Path, assignment: Assignment, work: Sample, folder: Path) -> None:
+    """Write the notebooks of ``work`` (a sample) into ``folder``, as the student would have
+    them after working."""
+    with tempfile.TemporaryDirectory() as scratch:
+        written = materialise(work, course, assignment, Path(scratch)) / assignment.id
+        for notebook in assignment.notebooks:
+            shutil.copy(written / f"{notebook}.ipynb", folder / f"{notebook}.ipynb")
+
+
 def student_folder(course: Path, assignment: Assignment, work: Sample | None, dest: Path) -> Path:
     """``dest``: the released folder of ``assignment`` (notebooks and assets) as a student has it,
     its notebooks holding ``work`` (``None``: untouched)."""
     shutil.copytree(course / "release" / assignment.id, dest)
     if work is not None:
-        with tempfile.TemporaryDirectory() as scratch:
-            written = materialise(work, course, assignment, Path(scratch)) / assignment.id
-            for notebook in assignment.notebooks:
-                shutil.copy(written / f"{notebook}.ipynb", dest / f"{notebook}.ipynb")
+        write_work(course, assignment, work, dest)
     return dest
 
 
@@ -75,14 +81,18 @@ def graded_tests(notebook) -> dict[int, object]:
 
 
 def hidden_test_lines(course: Path, assignment_id: str) -> set[str]:
-    """Lines of the hidden tests that appear nowhere in the release (what must never leak)."""
+    """Lines that exist only in the hidden tests of the source (not in the release, not in the
+    solutions or anywhere else outside a hidden region): what must never reach a student."""
     assignment = get_assignment(course, assignment_id)
-    released, hidden = "", set()
+    seen, hidden = set(), set()
     for notebook in assignment.notebooks:
         release = C.read_notebook(C.release_notebook(course, assignment_id, notebook))
-        released += "\n".join(cell.source for cell in release.cells)
         source = C.read_notebook(C.source_notebook(course, assignment_id, notebook))
-        for cell in source.cells:
-            for region in C.regions(cell.source, C.BEGIN_HIDDEN, C.END_HIDDEN):
-                hidden |= {line.strip() for line in region.splitlines() if len(line.strip()) > 8}
-    return {line for line in hidden if line not in released}
+        for cell in [*release.cells, *source.cells]:
+            regions = C.regions(cell.source, C.BEGIN_HIDDEN, C.END_HIDDEN)
+            outside = cell.source
+            for region in regions:
+                outside = outside.replace(region, "")
+                hidden |= {line.strip() for line in region.splitlines()}
+            seen |= {line.strip() for line in outside.splitlines()}
+    return {line for line in hidden - seen if len(line) > 8}

@@ -21,6 +21,10 @@ from .lab_server import LabServer
 # as the page reaches its state. Runs are bounded by the assignment's grading limits instead.
 LOAD_TIMEOUT_MS = 90_000
 
+# How often a wait re-reads the page (instead of on every animation frame, which keeps a core busy
+# during a long run).
+POLL_MS = 100
+
 STDERR = "application/vnd.jupyter.stderr"  # stderr streams and errors (tracebacks) alike
 STDOUT = "application/vnd.jupyter.stdout"
 
@@ -140,7 +144,7 @@ def _wait_for_session_idle(page: Page, server: LabServer, path: str) -> None:
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"the kernel of {path} did not start: sessions {sessions}")
-        page.wait_for_timeout(100)
+        page.wait_for_timeout(POLL_MS)
 
 
 def wait_for_kernel_idle(page: Page, timeout: float = LOAD_TIMEOUT_MS) -> None:
@@ -167,7 +171,7 @@ def restart_and_run_all(page: Page) -> None:
 
 def wait_for_run_to_end(page: Page, timeout: float) -> list[CellView]:
     """Wait until the notebook has run to its end (or stopped at an error); returns its cells."""
-    page.wait_for_function(_RUN_ENDED, timeout=timeout)
+    page.wait_for_function(_RUN_ENDED, timeout=timeout, polling=POLL_MS)
     wait_for_kernel_idle(page, timeout)
     return read_cells(page)
 
@@ -185,7 +189,10 @@ def run_cells_from(page: Page, start: int, timeout: float) -> list[CellView]:
         page.keyboard.press("Shift+Enter" if index < len(prompts) - 1 else "Control+Enter")
         if prompts[index]:  # a code cell: wait for its new prompt number
             page.wait_for_function(
-                _CELL_RAN, arg={"index": index, "before": prompts[index]}, timeout=timeout
+                _CELL_RAN,
+                arg={"index": index, "before": prompts[index]},
+                timeout=timeout,
+                polling=POLL_MS,
             )
     wait_for_kernel_idle(page, timeout)
     return read_cells(page)
@@ -243,3 +250,10 @@ def close_dialog(page: Page) -> None:
     dialog = page.locator(".jp-Dialog")
     dialog.locator(".jp-mod-accept").click()
     expect(dialog).to_have_count(0)
+
+
+def assignment_row(page: Page, listing: str, assignment_id: str) -> Locator:
+    """The row of ``assignment_id`` in a list of nbgrader's *Assignments* panel: ``released``,
+    ``fetched`` or ``submitted``."""
+    rows = page.locator(f"#{listing}_assignments_list > .list_item")
+    return rows.filter(has=page.locator(".item_name", has_text=assignment_id))
