@@ -100,18 +100,34 @@ def _wait_until_up(server: LabServer) -> None:
     )
 
 
-def _stop(server: LabServer) -> None:
-    """Shut down through the API (which stops the kernels), then make sure the process is gone."""
-    if server.process.poll() is None:
-        request = urllib.request.Request(server.url("api/shutdown"), method="POST")
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            urllib.request.urlopen(request, timeout=5).close()
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (read from Linux's /proc; none found elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            server.process.wait(SHUTDOWN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.process.pid, signal.SIGKILL)
-            server.process.wait()
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _stop(server: LabServer) -> None:
+    """Shut down through the API (which stops the kernels); if the server does not exit, kill it
+    and its kernels (each kernel runs in a session of its own)."""
+    if server.process.poll() is not None:
+        return
+    request = urllib.request.Request(server.url("api/shutdown"), method="POST")
+    with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+        urllib.request.urlopen(request, timeout=5).close()
+    try:
+        server.process.wait(SHUTDOWN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        for group in [*_children(server.process.pid), server.process.pid]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        server.process.wait()
 
 
 class LabSpec(NamedTuple):

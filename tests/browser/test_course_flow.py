@@ -55,7 +55,6 @@ from .lab_server import LabSpec, lab_servers
 pytestmark = pytest.mark.browser
 
 STUDENT = getpass.getuser()  # nbgrader's exchange names a submission after the OS user
-VARIANTS = ("untouched", "solved", "partly-wrong")
 STUB_ERROR = re.compile(r"NotImplementedError: ([\w.]+): replace this line with your code\s*$")
 # An untouched stub stops a test cell with IPython's traceback: a few frames (the test line, the
 # test helpers, the stub's `raise`) of a few context lines each, then the stub's message; a
@@ -104,7 +103,7 @@ def campus(tmp_path_factory, browser_session):
         student_page, instructor_page = browser_session.new_page(), browser_session.new_page()
         lab.open_lab(student_page, student)
         lab.open_lab(instructor_page, instructor)
-        state = {
+        yield {
             "root": root,
             "course": Course(course, root / "instructor-jupyter" / "config"),
             "home": home,
@@ -113,7 +112,6 @@ def campus(tmp_path_factory, browser_session):
             "student_page": student_page,
             "instructor_page": instructor_page,
         }
-        yield state
 
 
 # 1. Release, fetch, work, submit.
