@@ -36,7 +36,11 @@ def scratch_course(destination: Path) -> Path:
 
 
 def sample(course: Path, assignment_id: str, name: str) -> Sample:
-    return next(s for s in load_samples(course, assignment_id) if s.student_id == f"sample_{name}")
+    """``samples/<assignment_id>/<name>.toml``."""
+    for found in load_samples(course, assignment_id):
+        if found.student_id == f"sample_{name}":
+            return found
+    raise AssertionError(f"samples/{assignment_id}/{name}.toml is missing")
 
 
 def partly_wrong_sample(course: Path, assignment_id: str) -> Sample:
