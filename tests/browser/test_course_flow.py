@@ -56,12 +56,14 @@ pytestmark = pytest.mark.browser
 
 STUDENT = getpass.getuser()  # nbgrader's exchange names a submission after the OS user
 STUB_ERROR = re.compile(r"NotImplementedError: ([\w.]+): replace this line with your code\s*$")
-# An untouched stub stops a test cell with IPython's traceback: a few frames (the test line, the
-# test helpers, the stub's `raise`) of a few context lines each, then the stub's message; a
-# traceback through library internals or a printed tensor is much longer.
+# A test cell that stops on an error (an untouched stub, a check that raises) shows IPython's
+# traceback: a few frames (the test line, the test helpers, the stub's `raise`) of a few context
+# lines each, then the message; a traceback through library internals or a printed tensor is
+# much longer.
 MAX_ERROR_LINES = 60
-# A failed case prints "FAILED <case>: got ..., expected ..." and a hint line.
-MAX_LINES_PER_FAILED_CASE = 4
+# A failed case prints "FAILED <case>: ... expected ...", maybe what came and what was expected on
+# a line each, and a hint.
+MAX_LINES_PER_FAILED_CASE = 5
 
 
 def exchange_config(exchange) -> str:
@@ -285,12 +287,17 @@ def test_partly_wrong_notebook_explains_and_validate_names_the_failing_tests(
     )
     for index in failing:
         shown = cells[index].text()
-        failures = max(1, shown.count("FAILED"))
         assert "expected" in shown and "Hint:" in shown, (
             f"test cell {index} does not say what was expected and give a hint:\n{shown}"
         )
         assert "tensor(" not in shown, f"test cell {index} prints a tensor:\n{shown}"
-        assert len(shown.splitlines()) <= MAX_LINES_PER_FAILED_CASE * failures + 2, shown
+        printed = [line for line in cells[index].text(lab.STDOUT).splitlines() if line.strip()]
+        failures = max(1, sum(line.startswith("FAILED") for line in printed))
+        assert len(printed) <= MAX_LINES_PER_FAILED_CASE * failures + 1, (  # + "n of m passed"
+            f"test cell {index} prints more than a short message per failed case:\n{shown}"
+        )
+        for error in errors(cells[index]):
+            assert len(error.splitlines()) <= MAX_ERROR_LINES, f"test cell {index}:\n{error}"
 
     assert not validation.succeeded, validation.text
     assert sorted(validation.failed_sources) == sorted(
