@@ -116,6 +116,13 @@ def campus(tmp_path_factory, browser_session):
         }
 
 
+def in_front(page: Page) -> Page:
+    """Bring the student's or the instructor's page to the front: a page behind another gets no
+    animation frames, so each click waits for it to look stable."""
+    page.bring_to_front()
+    return page
+
+
 # 1. Release, fetch, work, submit.
 
 
@@ -124,7 +131,7 @@ def test_student_fetches_works_and_submits_in_the_assignments_panel(campus, brow
     for assignment_id in REAL_ASSIGNMENTS:
         course.nbgrader("release_assignment", assignment_id)
 
-    page = campus["student_page"]
+    page = in_front(campus["student_page"])
     lab.menu(page, "Nbgrader", "Assignment List")
     for assignment_id in REAL_ASSIGNMENTS:
         released = lab.assignment_row(page, "released", assignment_id)
@@ -163,7 +170,7 @@ def open_variant(campus, assignment_id: str, variant: str) -> Opened:
     """Open the notebook of ``variant`` in the student's JupyterLab, kernel idle."""
     path = campus["notebooks"][assignment_id, variant]
     notebook = C.read_notebook(path)
-    page = campus["student_page"]
+    page = in_front(campus["student_page"])
     relative = str(path.relative_to(campus["home"]))
     lab.open_notebook(page, campus["student"], relative, len(notebook.cells))
     limits = get_assignment(campus["course"].root, assignment_id).limits
@@ -322,7 +329,7 @@ def test_instructor_grades_and_grades_by_hand_in_formgrader_and_exports(campus, 
         assert float(row["score"]) == sum(expected.values()), (work.description, row)
         scores[assignment_id] = [float(row["score"]), 0.0]
 
-    page = campus["instructor_page"]
+    page = in_front(campus["instructor_page"])
     lab.menu(page, "Nbgrader", "Formgrader")
     frame = page.frame_locator("iframe")
     expect(frame.locator("body")).to_contain_text("Manage Assignments")
@@ -359,7 +366,7 @@ def test_student_reads_feedback_without_hidden_tests(campus, browser_session):
         course.nbgrader("generate_feedback", assignment_id, "--force")
         course.nbgrader("release_feedback", assignment_id)
 
-    page = campus["student_page"]
+    page = in_front(campus["student_page"])
     lab.menu(page, "Nbgrader", "Assignment List")
     page.locator("#refresh_assignments_list").click()
     for assignment_id in REAL_ASSIGNMENTS:
