@@ -315,7 +315,7 @@ def test_partly_wrong_notebook_explains_and_validate_names_the_failing_tests(
 # 3. Grades: collected and autograded, a discussion answer graded by hand in formgrader, exported.
 
 
-def test_instructor_grades_and_grades_by_hand_in_formgrader_and_exports(campus, browser_session):
+def test_instructor_collects_grades_and_grades_by_hand_in_formgrader(campus, browser_session):
     assert "submitted" in campus, "nothing was submitted: see the first test of this module"
     course = campus["course"]
     scores = {}
