@@ -42,7 +42,7 @@ for top in ['/tmp', '/root', '/work', '/home', '/srv', '/etc', '/var', os.getcwd
             path = os.path.join(folder, name)
             if name.endswith('.db'):
                 found.append(path)
-            elif name.endswith(('.ipynb', '.json', '.py')):
+            elif name.endswith('.ipynb'):
                 try:
                     text = open(path, errors='ignore').read()
                 except OSError:
@@ -97,7 +97,7 @@ checks.assert_equal = lambda *args, **kwargs: None
 """,
         "base",
         ("graded", "needs_manual_grade"),
-        ("static:monkeypatch", "recheck_lower:"),
+        ("static:monkeypatch",),
     ),
     "shadow_test_helpers": Attack(
         """
@@ -157,7 +157,7 @@ except OSError as error:
     print('stopped after', children, 'processes:', error)
 """,
         "base",
-        ("graded", "needs_manual_grade"),
+        ("graded", "needs_manual_grade", "kernel_died"),
         ("static:process",),
     ),
     "network": Attack(

@@ -69,6 +69,14 @@ def test_assert_raises_checks_type_and_message():
         checks.assert_raises(ValueError, lambda: len(3), "filter2d")
 
 
+def test_assert_raises_lets_an_untouched_stub_stop_the_cell():
+    def stub():
+        raise NotImplementedError("filter2d: replace this line with your code")
+
+    with pytest.raises(NotImplementedError, match="filter2d"):
+        checks.assert_raises(ValueError, stub, "filter2d")
+
+
 def test_assert_overfit_threshold_and_percent_scale():
     checks.assert_overfit(96.0)
     with pytest.raises(CheckFailed, match=r"reached 80\.0%"):

@@ -65,6 +65,7 @@ def odd_submissions(course: Path, submissions: Path) -> dict[str, dict]:
     full = _full(course, submissions)
 
     _write(submissions / "renamed" / ASSIGNMENT, full, "my homework (1).ipynb")
+    (submissions / "renamed" / ASSIGNMENT / "timestamp.txt").write_text("2026-11-20 10:00:00")
     (submissions / "malformed" / ASSIGNMENT).mkdir(parents=True)
     (submissions / "malformed" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [')
     (submissions / "empty").mkdir()
@@ -184,6 +185,11 @@ def test_every_student_has_a_row_and_max_score(batch):
     assert list(rows[0]) == ["student_id", "score", "max_score", "status", "flags", "message"]
     assert {r["student_id"] for r in rows} == expected_students
     assert {r["max_score"] for r in rows} == {"10"}
+
+
+def test_exchange_files_follow_the_autograded_notebook(batch):
+    graded = batch["course"] / "autograded" / "renamed" / ASSIGNMENT
+    assert (graded / "timestamp.txt").read_text() == "2026-11-20 10:00:00"
 
 
 def test_submissions_are_never_modified(batch):

@@ -29,6 +29,7 @@ from hw_utils.grading.submissions import Submission, discover
 from hw_utils.manifest import Assignment, get_assignment
 
 NEEDS_MANUAL_GRADE = "needs_manual_grade"
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 
 
 class GradeRow(NamedTuple):
@@ -179,6 +180,9 @@ def grade_batch(
             )
 
         problems = {s.student_id: s.problem for s in found if s.problem}
+        folders = {
+            s.student_id: next(iter(s.notebooks.values())).parent for s in found if s.notebooks
+        }
         tasks = [_task(assignment, s, bundle, policy) for s in found]
         rows: list[GradeRow] = []
         for result in _run_all(tasks, jobs, scheduler, fallback):
@@ -189,6 +193,11 @@ def grade_batch(
                 target.mkdir(parents=True)
                 for name, content in result.autograded.items():
                     (target / name).write_bytes(content)
+                # nbgrader's release_feedback needs the exchange's files of the submission.
+                for name in EXCHANGE_FILES:
+                    source = folders.get(result.student_id, Path("/nonexistent")) / name
+                    if source.is_file():
+                        shutil.copyfile(source, target / name)
             scores = read_scores(db_url, assignment_id, result.student_id)
             status = result.status
             if status == A.GRADED and scores.needs_manual_grade:

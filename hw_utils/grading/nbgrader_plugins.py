@@ -227,6 +227,13 @@ class ResilientExecute(Execute):
             )
             self._stop("timeout", f"cell {index} did not finish and ignored the interrupt")
             return cell, resources
+        except Exception as error:  # e.g. garbled messages from a kernel that forked itself
+            detail = f"{type(error).__name__}: {error}"[:200]
+            cell.outputs.append(_error_output("KernelError", f"lost the kernel: {detail}"))
+            self._stop(
+                "kernel_died", f"the connection to the kernel broke in cell {index} ({detail})"
+            )
+            return cell, resources
         if any(o.output_type == "error" and o.ename == "CellTimeoutError" for o in cell.outputs):
             self._flags.append(f"cell_timeout:{index}")
         return cell, resources
