@@ -209,6 +209,7 @@ def score_cases(cases: Iterable[Case], points: float) -> float:
     reported with their type, so one bug costs its cases and not the whole cell. A
     ``NotImplementedError`` (an untouched stub) propagates: the cell stops with the stub's message.
     """
+    __tracebackhide__ = True
     cases = list(cases)
     if not cases:
         raise ValueError("score_cases needs at least one case")
@@ -219,7 +220,10 @@ def score_cases(cases: Iterable[Case], points: float) -> float:
         except NotImplementedError:
             raise  # an untouched stub: stop here with the stub's own message
         except CheckFailed as failure:
-            print(f"FAILED {case.name}: {failure}")
+            message = str(failure)  # usually starts with the case's name already
+            print(
+                f"FAILED {message if message.startswith(case.name) else f'{case.name}: {message}'}"
+            )
         except Exception as error:
             print(f"FAILED {case.name}: {type(error).__name__}: {error}")
         else:

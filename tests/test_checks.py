@@ -103,6 +103,8 @@ def test_score_cases_gives_partial_credit_and_reports_each_failure(capsys):
     assert score == 1.0 and type(score) is float
     out = capsys.readouterr().out
     assert "FAILED b: case b: wrong" in out and "FAILED c: IndexError: out of range" in out
+    checks.score_cases([Case("size(3)", lambda: checks.assert_equal(4, 3, "size(3)"))], 1)
+    assert "FAILED size(3): got 4, expected 3." in capsys.readouterr().out
     assert "1 of 3 cases passed." in out
 
 
