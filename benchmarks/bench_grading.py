@@ -20,8 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+from conftest import scratch_course  # noqa: E402
 from red_team import ASSIGNMENT, BASE_SAMPLE, write_attacks  # noqa: E402
-from test_assignments import scratch_course  # noqa: E402
 
 from hw_utils.grading.batch import grade_batch  # noqa: E402
 from hw_utils.grading.samples import load_samples, materialise  # noqa: E402

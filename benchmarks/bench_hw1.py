@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from datetime import datetime
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from notebook_timing import cell_seconds
+
+from hw_utils.grading.cells import is_test
 
 NOTEBOOK = (
     Path(__file__).resolve().parents[1] / "source" / "hw1_convolution" / "hw1_convolution.ipynb"
@@ -56,21 +58,6 @@ print({MARKER!r} + _json.dumps(_result))
 """
 
 
-def _seconds(cell: nbformat.NotebookNode) -> float:
-    """Wall-clock time of one executed cell, from nbclient's recorded timestamps."""
-    timing = cell.metadata.get("execution", {})
-    start = timing.get("iopub.execute_input") or timing.get("shell.execute_request")
-    end = timing.get("shell.execute_reply")
-    if not (start and end):
-        return 0.0
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
-def _is_test_cell(cell: nbformat.NotebookNode) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
-
-
 def main() -> None:
     os.environ["HW_PROFILE"] = "ci"
     nb = nbformat.read(NOTEBOOK, as_version=4)
@@ -85,12 +72,12 @@ def main() -> None:
     start = time.perf_counter()
     client.execute()
     notebook_s = time.perf_counter() - start
-    ratio_s = _seconds(nb.cells[-1])
+    ratio_s = cell_seconds(nb.cells[-1])
 
     tests = [
-        (cell.metadata["nbgrader"]["grade_id"], _seconds(cell))
+        (cell.metadata["nbgrader"]["grade_id"], cell_seconds(cell))
         for cell in nb.cells
-        if _is_test_cell(cell)
+        if is_test(cell)
     ]
     tests_s = sum(seconds for _, seconds in tests)
     print(f"{NOTEBOOK.name}, CI profile, reference solution (loops)")

@@ -16,11 +16,13 @@ import os
 import shutil
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from notebook_timing import cell_seconds
+
+from hw_utils.grading.cells import is_test
 
 SOURCE = Path(__file__).resolve().parents[1] / "source" / "hw2_cnn_architecture"
 NOTEBOOK_NAME = "hw2_cnn_architecture.ipynb"
@@ -28,26 +30,11 @@ NOTEBOOK_TARGET_S = 120.0
 CELL_TARGET_S = 30.0
 
 
-def _seconds(cell: nbformat.NotebookNode) -> float:
-    """Wall-clock time of one executed cell, from nbclient's recorded timestamps."""
-    timing = cell.metadata.get("execution", {})
-    start = timing.get("iopub.execute_input") or timing.get("shell.execute_request")
-    end = timing.get("shell.execute_reply")
-    if not (start and end):
-        return 0.0
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-
-
 def _label(index: int, cell: nbformat.NotebookNode) -> str:
     """The cell's grade id, or its index and first line."""
     grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
     first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
     return grade_id or f"cell {index}: {first_line[:40]}"
-
-
-def _is_test_cell(cell: nbformat.NotebookNode) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
-    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
 
 
 def main() -> None:
@@ -67,11 +54,11 @@ def main() -> None:
         notebook_s = time.perf_counter() - start
 
     cells = [
-        (_label(index, cell), _seconds(cell), _is_test_cell(cell))
+        (_label(index, cell), cell_seconds(cell), is_test(cell))
         for index, cell in enumerate(nb.cells)
         if cell.cell_type == "code"
     ]
-    tests = [(label, seconds) for label, seconds, is_test in cells if is_test]
+    tests = [(label, seconds) for label, seconds, tested in cells if tested]
     tests_s = sum(seconds for _, seconds in tests)
     slowest = max(seconds for _, seconds, _ in cells)
     print(f"{NOTEBOOK_NAME}, CI profile, reference solution")

@@ -15,11 +15,24 @@ os.environ["MPLBACKEND"] = "Agg"
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE_COURSE = Path(__file__).resolve().parent / "fixtures" / "course"
+COURSE_FILES = ("nbgrader_config.py", "assignments", "source", "release", "samples")
 
 
 @pytest.fixture
 def repo_root() -> Path:
     return REPO
+
+
+def scratch_course(destination: Path) -> Path:
+    """A copy of the repository's course files (config, manifest, source, release, samples), so
+    that grading writes its gradebook and folders elsewhere."""
+    destination.mkdir(parents=True)
+    for name in COURSE_FILES:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, destination / name)
+        elif (REPO / name).is_file():
+            shutil.copy(REPO / name, destination / name)
+    return destination
 
 
 def make_fixture_course(destination: Path) -> Path:

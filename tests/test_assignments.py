@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, scratch_course
 from test_grading_fixture import require_bwrap
 
 from hw_utils.grading.batch import grade_batch
@@ -24,18 +24,6 @@ from hw_utils.grading.samples import expected_scores, load_samples, materialise
 from hw_utils.manifest import load_manifest
 
 MANIFEST = load_manifest(REPO)
-COURSE_FILES = ("nbgrader_config.py", "assignments", "source", "release", "samples")
-
-
-def scratch_course(destination: Path) -> Path:
-    """A copy of the course files, so grading writes its gradebook and folders elsewhere."""
-    destination.mkdir(parents=True)
-    for name in COURSE_FILES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, destination / name)
-        elif (REPO / name).is_file():
-            shutil.copy(REPO / name, destination / name)
-    return destination
 
 
 def test_course_check_passes_on_the_repository():

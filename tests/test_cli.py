@@ -9,6 +9,21 @@ import sys
 from hw_utils.cli import main
 
 
+def _grade(course, assignment: str, submissions) -> int:
+    return main(
+        [
+            "--course-dir",
+            str(course),
+            "grade",
+            assignment,
+            "--submissions",
+            str(submissions),
+            "--out",
+            str(course / "out"),
+        ]
+    )
+
+
 def test_help_lists_every_command():
     result = subprocess.run(
         [sys.executable, "-m", "hw_utils", "--help"], capture_output=True, text=True, check=True
@@ -25,54 +40,21 @@ def test_outside_a_course_the_error_says_where_to_run(tmp_path, monkeypatch, cap
 
 
 def test_unknown_assignment_lists_the_known_ones(fixture_course, capsys):
-    code = main(
-        [
-            "--course-dir",
-            str(fixture_course),
-            "grade",
-            "hw1_convolutoin",
-            "--submissions",
-            str(fixture_course),
-            "--out",
-            str(fixture_course / "out"),
-        ]
-    )
+    code = _grade(fixture_course, "hw1_convolutoin", str(fixture_course))
     assert code == 2
     err = capsys.readouterr().err
     assert "Unknown assignment 'hw1_convolutoin'" in err and "hw9_fixture" in err
 
 
 def test_missing_submissions_folder(fixture_course, capsys):
-    code = main(
-        [
-            "--course-dir",
-            str(fixture_course),
-            "grade",
-            "hw9_fixture",
-            "--submissions",
-            str(fixture_course / "nope"),
-            "--out",
-            str(fixture_course / "o"),
-        ]
-    )
+    code = _grade(fixture_course, "hw9_fixture", str(fixture_course / "nope"))
     assert code == 2
     assert "nope does not exist" in capsys.readouterr().err
 
 
 def test_grading_refuses_without_bubblewrap(fixture_course, monkeypatch, capsys):
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    code = main(
-        [
-            "--course-dir",
-            str(fixture_course),
-            "grade",
-            "hw9_fixture",
-            "--submissions",
-            str(fixture_course),
-            "--out",
-            str(fixture_course / "o"),
-        ]
-    )
+    code = _grade(fixture_course, "hw9_fixture", str(fixture_course))
     assert code == 2
     err = capsys.readouterr().err
     assert "apt-get install bubblewrap" in err and "--no-sandbox" in err

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import COURSE_FILES, scratch_course
 from red_team import ASSIGNMENT, ATTACKS, BASE_SAMPLE, write_attacks
-from test_assignments import MANIFEST, scratch_course
+from test_assignments import MANIFEST
 from test_grading_fixture import require_bwrap
 
 from hw_utils.grading.batch import grade_batch
@@ -26,7 +27,6 @@ pytestmark = [
     pytest.mark.skipif(ASSIGNMENT not in MANIFEST, reason="hw1_convolution is not in the manifest"),
 ]
 HONEST = ("sample_full", "sample_blank", BASE_SAMPLE)
-COURSE_FILES = ("nbgrader_config.py", "assignments", "source", "release", "samples")
 
 
 def _digest(paths: list[Path]) -> str:

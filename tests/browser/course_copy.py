@@ -17,22 +17,9 @@ from hw_utils.grading import cells as C
 from hw_utils.grading.samples import Sample, load_samples, materialise
 from hw_utils.manifest import Assignment, get_assignment, load_manifest
 
-COURSE_FILES = ("nbgrader_config.py", "assignments", "source", "release", "samples")
 STUB = re.compile(r'raise NotImplementedError\("([\w.]+): replace this line with your code"\)')
 
 REAL_ASSIGNMENTS = list(load_manifest(REPO))
-
-
-def scratch_course(destination: Path) -> Path:
-    """Copy the course files of the repository (config, manifest, source, release, samples) to
-    ``destination``."""
-    destination.mkdir(parents=True)
-    for name in COURSE_FILES:
-        if (REPO / name).is_dir():
-            shutil.copytree(REPO / name, destination / name)
-        elif (REPO / name).is_file():
-            shutil.copy(REPO / name, destination / name)
-    return destination
 
 
 def sample(course: Path, assignment_id: str, name: str) -> Sample:

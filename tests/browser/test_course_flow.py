@@ -29,6 +29,7 @@ import re
 from typing import NamedTuple
 
 import pytest
+from conftest import scratch_course
 from nbformat import NotebookNode
 from playwright.sync_api import Page, expect
 
@@ -44,7 +45,6 @@ from .course_copy import (
     hidden_test_lines,
     partly_wrong_sample,
     sample,
-    scratch_course,
     solution_ids,
     stub_names,
     student_folder,
