@@ -3,8 +3,11 @@
 The server runs on 127.0.0.1 on a free port with a random token, in a folder of its own, with
 its own Jupyter config, data, runtime and settings folders (so nothing of the machine's user
 leaks in and the test leaves nothing behind), ``--allow-root`` (CI runs as root) and
-``HW_PROFILE=ci`` so its kernels run the small CI profile. Its log goes to a file that the
-browser conftest prints when a test fails.
+``HW_PROFILE=ci`` so its kernels run the small CI profile. Its kernels use one thread each
+(``OMP_NUM_THREADS=1``): a notebook running while *Validate* runs it again in a second kernel,
+beside chromium, would otherwise oversubscribe the two cores of the CI machine (measured: the
+hw2 solved-notebook test took 47 s with PyTorch's default threads, 15 s with one). Its log goes
+to a file that the browser conftest prints when a test fails.
 """
 
 from __future__ import annotations
@@ -155,6 +158,7 @@ def _start(spec: LabSpec) -> LabServer:
     }
     environment.update(
         HW_PROFILE="ci",
+        OMP_NUM_THREADS="1",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         JUPYTER_CONFIG_DIR=str(state / "config"),
         JUPYTER_DATA_DIR=str(state / "data"),
