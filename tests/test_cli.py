@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+from nbgrader.api import Gradebook
+
 from hw_utils.cli import main
 
 
@@ -64,3 +66,18 @@ def test_check_reports_problems_with_exit_1(fixture_course, capsys):
     (fixture_course / "source/hw8_orphan").mkdir()
     assert main(["--course-dir", str(fixture_course), "check"]) == 1
     assert "hw8_orphan" in capsys.readouterr().out
+
+
+def test_demo_grades_the_samples_into_the_gradebook(fixture_course, capsys):
+    code = main(["--course-dir", str(fixture_course), "demo", "--jobs", "2"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    samples = sorted(p.stem for p in (fixture_course / "samples" / "hw9_fixture").glob("*.toml"))
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("sample_")}
+    assert sorted(rows) == [f"sample_{name}" for name in samples], out
+    assert all(" ok" in row for row in rows.values()) and "MISMATCH" not in out, out
+    with Gradebook(f"sqlite:///{fixture_course / 'gradebook.db'}") as gradebook:
+        graded = {s.student.id: s.score for s in gradebook.assignment_submissions("hw9_fixture")}
+    assert sorted(graded) == sorted(rows), graded
+    feedback = fixture_course / "demo" / "hw9_fixture" / "feedback" / "sample_full"
+    assert list(feedback.rglob("*.html")), f"no feedback HTML in {feedback}"
