@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -67,8 +68,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number, e.g. --jobs 2")
+    return value
+
+
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    cores = os.cpu_count() or 1
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=cores,
+        help=f"submissions graded in parallel (default: one per CPU core, here {cores})",
+    )
     parser.add_argument("--no-sandbox", action="store_true", help="run student code unconfined")
 
 

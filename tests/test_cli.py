@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 from nbgrader.api import Gradebook
 
 from hw_utils.cli import main
@@ -81,3 +82,10 @@ def test_demo_grades_the_samples_into_the_gradebook(fixture_course, capsys):
     assert sorted(graded) == sorted(rows), graded
     feedback = fixture_course / "demo" / "hw9_fixture" / "feedback" / "sample_full"
     assert list(feedback.rglob("*.html")), f"no feedback HTML in {feedback}"
+
+
+def test_jobs_must_be_a_positive_number(fixture_course, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--course-dir", str(fixture_course), "demo", "--jobs", "0"])
+    assert stop.value.code == 2
+    assert "'0' is not a positive whole number" in capsys.readouterr().err

@@ -184,6 +184,7 @@ def grade_batch(
             s.student_id: next(iter(s.notebooks.values())).parent for s in found if s.notebooks
         }
         tasks = [_task(assignment, s, bundle, policy) for s in found]
+        width = max((len(s.student_id) for s in found), default=0)
         rows: list[GradeRow] = []
         for result in _run_all(tasks, jobs, scheduler, fallback):
             merge_result(db_url, assignment_id, result)
@@ -214,7 +215,7 @@ def grade_batch(
             )
             rows.append(row)
             log(
-                f"  {row.student_id:<24} {row.score:>6g} / {row.max_score:g}  {row.status}"
+                f"  {row.student_id:<{width}} {row.score:>6g} / {row.max_score:g}  {row.status}"
                 f"{'  [' + ';'.join(row.flags) + ']' if row.flags else ''}  ({row.seconds:.1f} s)"
             )
 
