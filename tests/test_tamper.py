@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import sys
+import threading
+
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -124,3 +128,40 @@ def test_redefining_a_test_helper_is_flagged_and_dropped_from_the_recheck():
     ]
     patch = "import torch\ntorch.ones = None\ncheck.x = 1\nF[0] = 2"
     assert "static:shadowing" not in flags_from(scan_sources([(0, patch)], protected))
+
+
+def test_grading_threads_scan_at_the_same_time():
+    """Grading jobs are threads; CPython 3.11's ast.parse fails at random when two threads parse
+    at once (gh-106905). Frequent garbage collections that run Python code make thread switches
+    inside a parse likely, so without the scan's lock this fails within a few parses."""
+    cell = "\n".join(
+        f"def f{i}(x):\n    return [y for y in range(x) if y and {{'a': (1, [2, {{3}}])}}]"
+        for i in range(200)
+    )
+    failures: list[BaseException] = []
+
+    def scan_repeatedly() -> None:
+        for _ in range(30):
+            try:
+                scan_sources([(0, cell)])
+            except Exception as error:  # any failure of a scan is the finding
+                failures.append(error)
+
+    def busy_callback(*_) -> None:  # Python code in every collection: a chance to switch
+        sum(range(50))
+
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.callbacks.append(busy_callback)
+    gc.set_threshold(5)
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=scan_repeatedly) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        gc.callbacks.remove(busy_callback)
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
+    assert not failures, failures[:1]

@@ -30,7 +30,7 @@ from nbgrader.utils import determine_grade
 
 from hw_utils.grading import cells as C
 from hw_utils.grading.nbgrader_plugins import StderrToStdout
-from hw_utils.grading.tamper import protected_names, shadowed, to_python
+from hw_utils.grading.tamper import parse_python, protected_names, shadowed, to_python
 
 SKIP_TAG = "recheck-skip"
 KEPT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -54,7 +54,7 @@ def definitions_only(source: str, protected: dict[str, str | None] | None = None
     code = to_python(source)
     if code is None:
         return ""
-    module = ast.parse(code)
+    module = parse_python(code)
     module.body = [statement for statement in module.body if _kept(statement, protected or {})]
     return ast.unparse(module)
 

@@ -24,6 +24,7 @@ these things; the rules are narrow enough that the course's own solutions pass c
 from __future__ import annotations
 
 import ast
+import threading
 from typing import NamedTuple
 
 from IPython.core.inputtransformer2 import TransformerManager
@@ -59,11 +60,23 @@ class Finding(NamedTuple):
     detail: str
 
 
+# CPython 3.11's ast.parse is not thread-safe: two grading jobs (threads) parsing at once can
+# fail with "SystemError: AST constructor recursion depth mismatch" (cpython gh-106905; seen
+# here with --jobs 2). Every parse of this package goes through parse_python.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(code: str) -> ast.Module:
+    """``ast.parse(code)``, one thread at a time."""
+    with _PARSE_LOCK:
+        return ast.parse(code)
+
+
 def to_python(source: str) -> str | None:
     """Cell source with IPython syntax turned into Python; ``None`` when it does not parse."""
     try:
         code = TransformerManager().transform_cell(source)
-        ast.parse(code)
+        parse_python(code)
     except (SyntaxError, ValueError, IndexError):
         return None
     return code
@@ -254,14 +267,14 @@ def protected_names(locked_sources: list[str], test_sources: list[str]) -> dict[
     bound: dict[str, str | None] = {}
     for source in locked_sources:
         code = to_python(source)
-        for statement in ast.parse(code).body if code else ():
+        for statement in parse_python(code).body if code else ():
             bound.update(statement_bindings(statement))
     free = set()
     for source in test_sources:
         code = to_python(source)
         if code is None:
             continue
-        tree = ast.parse(code)
+        tree = parse_python(code)
         own = {name for statement in tree.body for name in statement_bindings(statement)}
         own |= {
             n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
@@ -296,7 +309,7 @@ def scan_sources(
         code = to_python(source)
         if code is None:
             continue
-        tree = ast.parse(code)
+        tree = parse_python(code)
         scanner = _Scanner(aliases, index)
         scanner.visit(tree)
         findings += scanner.findings
