@@ -110,6 +110,12 @@ def test_replay_keeps_locked_cells_whole_and_stops_after_the_last_test():
     sources = [c.source for c in replay.cells]
     assert sources == ["import math", "def f():\n    return 1", "assert f() == 1\nprint('t')"]
 
+    # recheck-skip drops an experiment cell, but never a test cell (a student can tag it).
+    for index in (0, 2):
+        nb.cells[index].metadata["tags"] = ["recheck-skip"]
+    sources = [c.source for c in replay_notebook(nbformat.from_dict(nb)).cells]
+    assert sources == ["def f():\n    return 1", "assert f() == 1\nprint('t')"]
+
 
 def test_redefining_a_test_helper_is_flagged_and_dropped_from_the_recheck():
     locked = ["import torch\nimport torch.nn.functional as F\ndef check(x):\n    assert x"]

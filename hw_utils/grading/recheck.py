@@ -73,7 +73,11 @@ def replay_notebook(autograded: NotebookNode) -> NotebookNode:
     last = tests[-1] if tests else -1
     kept = []
     for cell in nb.cells[: last + 1]:
-        if cell.cell_type != "code" or SKIP_TAG in cell.metadata.get("tags", []):
+        if cell.cell_type != "code":
+            continue
+        # Tags are the student's to edit (nbgrader restores only its own metadata): a test
+        # cell always runs, whatever its tags say.
+        if SKIP_TAG in cell.metadata.get("tags", []) and not C.is_test(cell):
             continue
         if not C.nbgrader_metadata(cell).get("locked"):
             cell.source = definitions_only(cell.source, protected)
