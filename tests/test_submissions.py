@@ -93,3 +93,29 @@ def test_unusable_location_names_the_problem(tmp_path, name):
 def test_student_ids_are_made_safe():
     assert safe_student_id("Jane Doe (2)") == "Jane_Doe_2"
     assert safe_student_id("../..") == "unnamed"
+
+
+def test_links_are_never_followed(tmp_path):
+    secret = tmp_path / "course/source/hw1_convolution.ipynb"
+    _put(secret)
+    (tmp_path / "subs/mallory/hw1_convolution").mkdir(parents=True)
+    (tmp_path / "subs/mallory/hw1_convolution/hw1_convolution.ipynb").symlink_to(secret)
+    _put(tmp_path / "subs/trudy/real/hw1_convolution.ipynb")
+    (tmp_path / "subs/trudy/hw1_convolution").symlink_to(tmp_path / "course/source")
+    (tmp_path / "subs/eve").symlink_to(tmp_path / "course/source")
+    found = _by_student(discover(tmp_path / "subs", ASSIGNMENT, tmp_path / "scratch"))
+    assert set(found) == {"mallory", "trudy"}
+    assert found["mallory"].notebooks == {}
+    assert "symbolic link" in found["mallory"].problem
+    assert found["trudy"].notebooks == {
+        "hw1_convolution": tmp_path / "subs/trudy/real/hw1_convolution.ipynb"
+    }
+
+
+def test_a_renamed_duplicate_never_takes_another_students_id(tmp_path):
+    for folder in ("a", "a_2", "a~"):
+        _put(tmp_path / "subs" / folder / "hw1_convolution.ipynb")
+    found = discover(tmp_path / "subs", ASSIGNMENT, tmp_path / "scratch")
+    ids = [s.student_id for s in found]
+    assert sorted(ids) == ["a", "a_2", "a_3"], ids
+    assert {s.student_id: s.flags for s in found}["a_3"] == ("duplicate_student",)

@@ -197,7 +197,7 @@ def grade_batch(
                 # nbgrader's release_feedback needs the exchange's files of the submission.
                 for name in EXCHANGE_FILES:
                     source = folders.get(result.student_id, Path("/nonexistent")) / name
-                    if source.is_file():
+                    if source.is_file() and not source.is_symlink():
                         shutil.copyfile(source, target / name)
             scores = read_scores(db_url, assignment_id, result.student_id)
             status = result.status

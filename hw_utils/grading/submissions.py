@@ -102,12 +102,37 @@ def _match_notebooks(
     return found, flags, None
 
 
+def _is_link(path: Path, root: Path) -> bool:
+    """``path`` or a folder between ``root`` and it is a symbolic link."""
+    return any(p.is_symlink() for p in (path, *path.parents) if p != root and root in p.parents)
+
+
 def _from_student_folder(student_id: str, folder: Path, assignment: Assignment) -> Submission:
     nested = folder / assignment.id
-    root = nested if nested.is_dir() else folder
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    root = nested if nested.is_dir() and not nested.is_symlink() else folder
+    entries = sorted(root.rglob("*"))
+    # A link could point at anything on the grading machine (the instructor's solutions): only
+    # regular files are read.
+    links = [p for p in entries if _is_link(p, root)]
+    files = [p for p in entries if p.is_file() and p not in links]
     found, flags, problem = _match_notebooks(files, assignment)
+    linked_notebooks = [p.name for p in links if p.suffix == ".ipynb"]
+    if problem and linked_notebooks:
+        problem = (
+            f"{', '.join(linked_notebooks)}: a symbolic link, not a notebook file; "
+            "submit the notebook itself"
+        )
     return Submission(safe_student_id(student_id), found, tuple(flags), problem)
+
+
+def _unique(student_id: str, seen: set[str]) -> str:
+    """``student_id``, or ``<student_id>_<k>`` with the smallest k >= 2 that nobody has."""
+    if student_id not in seen:
+        return student_id
+    k = 2
+    while f"{student_id}_{k}" in seen:
+        k += 1
+    return f"{student_id}_{k}"
 
 
 def _student_from_folder_name(name: str) -> str:
@@ -137,7 +162,7 @@ def discover(location: Path, assignment: Assignment, scratch: Path) -> list[Subm
     seen: set[str] = set()
     flat: dict[str, list[Path]] = {}
     for entry in sorted(location.iterdir()):
-        if entry.name.startswith((".", "__MACOSX")):
+        if entry.name.startswith((".", "__MACOSX")) or entry.is_symlink():
             continue
         if entry.is_dir():
             submission = _from_student_folder(
@@ -150,7 +175,7 @@ def discover(location: Path, assignment: Assignment, scratch: Path) -> list[Subm
             continue
         if submission.student_id in seen:
             submission = submission._replace(
-                student_id=f"{submission.student_id}_{len(seen)}",
+                student_id=_unique(submission.student_id, seen),
                 flags=(*submission.flags, "duplicate_student"),
             )
         seen.add(submission.student_id)
@@ -163,7 +188,7 @@ def discover(location: Path, assignment: Assignment, scratch: Path) -> list[Subm
             flags.append("renamed_notebook")
         student_id = safe_student_id(raw_student)
         if student_id in seen:
-            student_id, flags = f"{student_id}_{len(seen)}", [*flags, "duplicate_student"]
+            student_id, flags = _unique(student_id, seen), [*flags, "duplicate_student"]
         seen.add(student_id)
         submissions.append(Submission(student_id, found, tuple(flags), problem))
     return submissions
