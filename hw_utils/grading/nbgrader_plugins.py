@@ -97,29 +97,61 @@ class StderrToStdout(NbGraderPreprocessor):
 
 
 class HideTestInternals(NbGraderPreprocessor):
-    """Strip hidden tests and test-cell tracebacks from notebooks before feedback is rendered."""
+    """Strip hidden tests and test-cell tracebacks from notebooks before feedback is rendered,
+    and remove every hidden-test line from what any cell printed (student code can read the
+    executed cells, e.g. IPython's ``In``, and print them)."""
 
     begin = "### BEGIN HIDDEN TESTS"
     end = "### END HIDDEN TESTS"
+    removed = "[a hidden test line was removed]"
 
-    def preprocess_cell(self, cell, resources, index):
-        if not utils.is_grade(cell) or cell.cell_type != "code":
-            return cell, resources
-        kept, hidden = [], False
-        for line in cell.source.split("\n"):
+    def preprocess(self, nb, resources):
+        secret: set[str] = set()
+        for cell in nb.cells:
+            if utils.is_grade(cell) and cell.cell_type == "code":
+                cell.source, hidden = self._split(cell.source)
+                secret |= {line.strip() for line in hidden if len(line.strip()) >= 8}
+                for output in cell.outputs:
+                    if output.output_type == "error":
+                        last = _ANSI.sub("", output.traceback[-1]) if output.traceback else ""
+                        output.traceback = [last or f"{output.ename}: {output.evalue}"]
+        if secret:
+            for cell in nb.cells:
+                for output in cell.get("outputs", []):
+                    self._scrub(output, secret)
+        return nb, resources
+
+    def _split(self, source: str) -> tuple[str, list[str]]:
+        """The source without its hidden region(s), and the hidden lines."""
+        kept, hidden_lines, hidden = [], [], False
+        for line in source.split("\n"):
             if self.begin in line:
                 hidden = True
                 kept.append(line.replace(self.begin, "(hidden tests were run here)"))
             elif self.end in line:
                 hidden = False
-            elif not hidden:
+            elif hidden:
+                hidden_lines.append(line)
+            else:
                 kept.append(line)
-        cell.source = "\n".join(kept)
-        for output in cell.outputs:
-            if output.output_type == "error":
-                last = _ANSI.sub("", output.traceback[-1]) if output.traceback else ""
-                output.traceback = [last or f"{output.ename}: {output.evalue}"]
-        return cell, resources
+        return "\n".join(kept), hidden_lines
+
+    def _scrub(self, output, secret: set[str]) -> None:
+        def clean(text: str) -> str:
+            lines = text.split("\n")
+            return "\n".join(
+                self.removed if any(s in _ANSI.sub("", line) for s in secret) else line
+                for line in lines
+            )
+
+        if "text" in output:
+            output.text = clean(output.text)
+        for mime, value in output.get("data", {}).items():
+            if mime.startswith("text/") and isinstance(value, str):
+                output.data[mime] = clean(value)
+        if output.get("output_type") == "error":
+            output.evalue = clean(output.evalue)
+            output.traceback = [clean(line) for line in output.traceback]
 
 
 def record_outcome(
