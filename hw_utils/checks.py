@@ -37,6 +37,9 @@ class CheckFailed(AssertionError):
     """A check found a difference; the message explains it."""
 
 
+PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
 def _fail(name: str, problem: str, hint: str | None) -> None:
     __tracebackhide__ = True
     message = f"{name}: {problem}"
@@ -63,6 +66,15 @@ def assert_shape(actual: Any, expected: Sequence[int], name: str, hint: str | No
     __tracebackhide__ = True
     if not isinstance(actual, torch.Tensor):
         _fail(name, f"returned {type(actual).__name__}, expected a torch.Tensor", hint)
+    if type(actual) not in PLAIN_TENSOR_TYPES:
+        # A subclass can answer comparisons itself (__torch_function__): only plain tensors
+        # (and a module's nn.Parameter) are checked.
+        _fail(
+            name,
+            f"returned a {type(actual).__name__}, a subclass of torch.Tensor; return a plain "
+            "tensor (e.g. built with torch.zeros or computed from the inputs).",
+            hint,
+        )
     if tuple(actual.shape) != tuple(expected):
         _fail(name, f"shape {tuple(actual.shape)}, expected {tuple(expected)}.", hint)
 

@@ -28,6 +28,24 @@ def test_assert_close_names_type_shape_and_dtype(actual, fragment):
     assert str(info.value).startswith("conv(x): ") and fragment in str(info.value)
 
 
+class _Agreeable(torch.Tensor):
+    """A tensor that says it equals anything (a red-team trick)."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("gt", "__gt__", "isnan", "any"):
+            return torch.zeros((), dtype=torch.bool)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_assert_close_refuses_tensor_subclasses_but_takes_parameters():
+    expected = torch.ones(2, 3, dtype=torch.float64)
+    liar = torch.zeros(2, 3, dtype=torch.float64).as_subclass(_Agreeable)
+    with pytest.raises(CheckFailed, match=r"a _Agreeable, a subclass of torch\.Tensor"):
+        checks.assert_close(liar, expected, "conv(x)")
+    checks.assert_close(torch.nn.Parameter(expected.clone()), expected, "weight")
+
+
 def test_assert_close_reports_first_index_values_count_and_hint():
     expected = torch.zeros(2, 3, 4, dtype=torch.float64)
     actual = expected.clone()
