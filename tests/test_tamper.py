@@ -46,6 +46,36 @@ HOSTILE = {
     "gradebook path": ("p = '../../gradebook.db'", "database"),
     "absolute write": ("open('/tmp/x.txt', 'w').write('1')", "file_write"),
     "climb out": ("import os\nos.remove('../source/expected.pt')", "file_write"),
+    "IPython imported": (
+        "import IPython as ip\nshell = getattr(ip, 'get_' + 'ipython')()",
+        "ipython_hook",
+    ),
+    "shell attribute by a computed name": (
+        "s = get_ipython()\nhooks = getattr(s, 'input_transformers_' + 'post')",
+        "obfuscation",
+    ),
+    "builtins by a computed name": (
+        "import builtins\ng = getattr(builtins, 'get_' + n)",
+        "obfuscation",
+    ),
+    "vars of the checks": (
+        "from hw_utils import checks as c\n_ = vars(c).update(assert_close=f)",
+        "monkeypatch",
+    ),
+    "__dict__ of torch": ("import torch\nd = torch.__dict__\nd['allclose'] = f", "monkeypatch"),
+    "lying tensor": (
+        "class T(torch.Tensor):\n    @classmethod\n"
+        "    def __torch_function__(cls, *a):\n        pass",
+        "special_method",
+    ),
+    "lying number": (
+        "class N(float):\n    def __ne__(self, other):\n        return False",
+        "special_method",
+    ),
+    "as_subclass": ("y = x.as_subclass(T)", "special_method"),
+    "executed cells": ("print([c for c in In if 'HIDDEN' in c])", "history"),
+    "numbered input": ("print(_i12)", "history"),
+    "__main__": ("import __main__\nprint(__main__.In)", "history"),
 }
 
 HONEST = [
@@ -57,6 +87,11 @@ HONEST = [
     "with open('results/run.json', 'w') as f:\n    f.write('{}')",
     "model.fc = nn.Linear(4, 2)\nx.data = x.data * 2",
     "def f(:\n    broken syntax is not tampering",
+    "def init_weights(model, scheme):\n    fill = getattr(nn.init, f'{scheme}_normal_')",
+    "class Images(torch.utils.data.Dataset):\n    def __len__(self):\n        return 3\n"
+    "    def __getitem__(self, i):\n        return i\n    def __iter__(self):\n        yield 1",
+    "from IPython.display import display, Markdown\nfrom IPython import display as d",
+    "for _i in range(3):\n    _ = _i",
 ]
 
 

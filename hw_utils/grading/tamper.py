@@ -47,6 +47,26 @@ INTROSPECTION_CALLS = {
     "sys._getframe", "inspect.currentframe", "inspect.stack", "inspect.getouterframes",
     "gc.get_referrers", "gc.get_objects", "sys.settrace", "sys.setprofile", "globals",
 }  # fmt: skip
+# Reading a module's attributes by a computed name is fine for torch (``getattr(nn.init, ...)``)
+# but hides what is used on these: a computed name there is flagged.
+OPAQUE_READ_MODULES = PROTECTED_MODULES - {
+    "torch",
+    "numpy",
+    "math",
+    "random",
+    "functools",
+    "operator",
+}
+# Special methods that let an object answer comparisons, conversions or type checks itself.
+LYING_METHODS = {
+    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__bool__", "__float__",
+    "__int__", "__index__", "__abs__", "__sub__", "__rsub__", "__getattribute__",
+    "__instancecheck__", "__subclasscheck__", "__torch_function__", "__torch_dispatch__",
+    "__array__", "__array_ufunc__", "__array_function__",
+}  # fmt: skip
+SUBCLASS_CALLS = {"as_subclass", "_make_subclass", "_make_wrapper_subclass"}
+# IPython's record of the executed cells (hidden tests included).
+HISTORY_NAMES = {"In", "Out", "_ih", "_oh", "_dh", "_ii", "_iii"}
 FILE_CALLS = {
     "os.remove", "os.unlink", "os.rename", "os.replace", "os.chmod", "os.rmdir", "os.removedirs",
     "os.symlink", "os.link", "os.truncate", "shutil.rmtree", "shutil.move", "shutil.copy",
@@ -128,14 +148,21 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
-        self._check_module(module, node)
+        self._check_module(module, node, tuple(alias.name for alias in node.names))
         for alias in node.names:
             self.aliases[alias.asname or alias.name] = f"{module}.{alias.name}"
             if alias.name == "get_ipython":
                 self.shell_names.add(alias.asname or alias.name)
 
-    def _check_module(self, module: str, node: ast.AST) -> None:
+    def _check_module(self, module: str, node: ast.AST, names: tuple[str, ...] = ()) -> None:
         root = module.split(".")[0]
+        display_only = module.startswith("IPython.display") or (
+            module == "IPython" and names and set(names) <= {"display"}
+        )
+        if root == "IPython" and not display_only:
+            self.flag("ipython_hook", node, f"imports {module}")
+        if root == "__main__":
+            self.flag("history", node, "imports __main__")
         if root in PROCESS_MODULES:
             self.flag("process", node, f"imports {module}")
         if root in DATABASE_MODULES:
@@ -181,10 +208,25 @@ class _Scanner(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if node.id == "__builtins__":
             self.flag("monkeypatch", node, "uses __builtins__")
+        elif node.id in HISTORY_NAMES or (node.id[:2] == "_i" and node.id[2:].isdigit()):
+            self.flag("history", node, f"reads {node.id}, the record of the executed cells")
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for statement in node.body:
+            if (
+                isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef)
+                and statement.name in LYING_METHODS
+            ):
+                self.flag("special_method", statement, f"{node.name} defines {statement.name}")
+        self.generic_visit(node)
 
     # calls ---------------------------------------------------------------------------------
     def visit_Attribute(self, node: ast.Attribute) -> None:
         path = self.dotted(node)
+        if node.attr in SUBCLASS_CALLS:
+            self.flag("special_method", node, f"uses {node.attr}")
+        if node.attr == "__dict__" and self._protected(self.dotted(node.value)):
+            self.flag("monkeypatch", node, f"uses {path}")
         if path and path.startswith("<shell>."):
             method = path.split(".")[1]
             if method not in MAGIC_METHODS:
@@ -196,6 +238,14 @@ class _Scanner(ast.NodeVisitor):
         if name in ("setattr", "delattr", "builtins.setattr", "builtins.delattr") and node.args:
             if self._protected(self.dotted(node.args[0])):
                 self.flag("monkeypatch", node, f"{name} on {self.dotted(node.args[0])}")
+        elif name in ("getattr", "hasattr", "builtins.getattr") and len(node.args) >= 2:
+            target = self.dotted(node.args[0])
+            opaque = not isinstance(node.args[1], ast.Constant)
+            if target and opaque and target.split(".")[0] in OPAQUE_READ_MODULES | {"<shell>"}:
+                self.flag("obfuscation", node, f"{name} on {target} with a computed name")
+        elif name in ("vars", "builtins.vars") and node.args:
+            if self._protected(self.dotted(node.args[0])):
+                self.flag("monkeypatch", node, f"vars() of {self.dotted(node.args[0])}")
         elif (name and name.endswith(".__dict__.update")) or name == "sys.modules.update":
             self.flag("monkeypatch", node, f"calls {name}")
         elif name in PROCESS_CALLS:
