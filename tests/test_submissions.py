@@ -58,11 +58,21 @@ def test_canvas_zip_of_flat_files(tmp_path):
     archive = tmp_path / "canvas.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("doejane_12345_67890_hw1_convolution.ipynb", NOTEBOOK)
+        # Canvas adds "-1" to a resubmitted file: not the student's doing.
         zf.writestr("roejohn_late_22222_33333_hw1_convolution-1.ipynb", NOTEBOOK)
+        zf.writestr("smithann_44444_55555_my_homework.ipynb", NOTEBOOK)
     found = _by_student(discover(archive, ASSIGNMENT, tmp_path / "scratch"))
-    assert set(found) == {"doejane", "roejohn"}
+    assert set(found) == {"doejane", "roejohn", "smithann"}
     assert found["doejane"].problem is None and found["doejane"].flags == ()
-    assert found["roejohn"].flags == ("renamed_notebook",)
+    assert found["roejohn"].problem is None and found["roejohn"].flags == ()
+    assert found["smithann"].flags == ("renamed_notebook",)
+
+
+def test_an_empty_zip_is_a_clear_error(tmp_path):
+    archive = tmp_path / "empty.zip"
+    zipfile.ZipFile(archive, "w").close()
+    with pytest.raises(SubmissionsError, match="empty zip"):
+        discover(archive, ASSIGNMENT, tmp_path / "scratch")
 
 
 def test_moodle_zip_with_wrapper_folder(tmp_path):

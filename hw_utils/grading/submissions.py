@@ -15,6 +15,7 @@ from hw_utils.manifest import Assignment
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_CANVAS_RESUBMISSION = re.compile(r"-\d+$")  # Canvas names a resubmission <name>-1.ipynb
 
 
 class Submission(NamedTuple):
@@ -57,6 +58,8 @@ def extract_zip(archive: Path, destination: Path) -> Path:
                     )
                 if member.file_size > MAX_NOTEBOOK_BYTES and member.filename.endswith(".ipynb"):
                     raise SubmissionsError(f"{archive}: {member.filename} is larger than 50 MB")
+            if not zf.infolist():
+                raise SubmissionsError(f"{archive} is an empty zip: no submission to grade.")
             zf.extractall(destination)
     except zipfile.BadZipFile as exc:
         raise SubmissionsError(f"{archive} is not a valid zip file ({exc}).") from exc
@@ -184,7 +187,9 @@ def discover(location: Path, assignment: Assignment, scratch: Path) -> list[Subm
         found, flags, problem = _match_notebooks(files, assignment)
         # Canvas prefixes every file, so the stem never equals the notebook name exactly.
         flags = [f for f in flags if f != "renamed_notebook"]
-        if problem is None and any(not f.stem.endswith(name) for name, f in found.items()):
+        if problem is None and any(
+            not _CANVAS_RESUBMISSION.sub("", f.stem).endswith(name) for name, f in found.items()
+        ):
             flags.append("renamed_notebook")
         student_id = safe_student_id(raw_student)
         if student_id in seen:
