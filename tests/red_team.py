@@ -3,9 +3,11 @@
 Each attack is one code cell inserted right after the student's ``conv2d_forward`` cell of an
 honest but buggy submission (the ``conv2d_dilation_ignored`` sample: dilation is wrong, everything
 else right). ``expected`` is the most the attack may score: ``"base"`` is the honest base's score
-(an attack may also cost its author points, e.g. by breaking the functions the tests use), a
-number is exactly the points of the cells before the attack (it stopped the notebook, earlier
-cells keep their points); ``status`` lists
+(an attack may also cost its author points, e.g. by breaking the functions the tests use),
+``"flagged"`` means it may score more than the base but never without its ``flags`` (an attack
+that also fools the recheck, caught by the static scan), a number is exactly the points of the
+cells before the attack (it stopped the notebook, earlier cells keep their points); ``status``
+lists
 the acceptable statuses and every prefix in ``flags`` must appear in the row's flags.
 """
 
@@ -28,6 +30,7 @@ class Attack(NamedTuple):
     expected: str | float
     status: tuple[str, ...]
     flags: tuple[str, ...]
+    tag_tests: tuple[str, ...] = ()  # tags the attack also puts on every test cell
 
 
 ATTACKS = {
@@ -194,6 +197,68 @@ except OSError as error:
         ("graded", "needs_manual_grade"),
         ("output_truncated",),
     ),
+    "transformer_by_computed_names": Attack(
+        """
+import IPython as _ip
+_shell = getattr(_ip, 'get_' + 'ipython')()
+def _blank(lines):
+    text = ''.join(lines)
+    return ['pass\\n'] if ('check' in text or 'score_cases' in text) else lines
+_hooks = getattr(_shell, 'input_transformers_' + 'post')
+_done = _hooks.append(_blank)
+""",
+        "flagged",
+        ("graded", "needs_manual_grade"),
+        ("static:ipython_hook", "static:obfuscation"),
+    ),
+    "checks_patched_through_vars": Attack(
+        """
+from hw_utils import checks as _c
+_done = vars(_c).update(assert_close=lambda *a, **k: None, assert_equal=lambda *a, **k: None)
+""",
+        "flagged",
+        ("graded", "needs_manual_grade"),
+        ("static:monkeypatch",),
+    ),
+    "tests_tagged_recheck_skip": Attack(
+        """
+from hw_utils import checks as _c
+vars(_c).update(assert_close=lambda *a, **k: None, assert_equal=lambda *a, **k: None)
+""",
+        "base",
+        ("graded", "needs_manual_grade"),
+        ("static:monkeypatch", "recheck_lower:"),
+        tag_tests=("recheck-skip",),
+    ),
+    "lying_tensor": Attack(
+        """
+class _Agreeable(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        name = getattr(func, '__name__', '')
+        if name in ('gt', '__gt__', 'isnan', 'ne', '__ne__', 'lt', '__lt__', 'any'):
+            return torch.zeros(args[0].shape, dtype=torch.bool)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    (sh, sw), (ph, pw), (dh, dw) = as_pair(stride), as_pair(padding), as_pair(dilation)
+    out_h = conv_output_size(x.shape[2], weight.shape[2], sh, ph, dh)
+    out_w = conv_output_size(x.shape[3], weight.shape[3], sw, pw, dw)
+    out = torch.zeros(x.shape[0], weight.shape[0], out_h, out_w, dtype=x.dtype)
+    return out.as_subclass(_Agreeable)
+""",
+        "base",
+        ("graded", "needs_manual_grade"),
+        ("static:special_method",),
+    ),
+    "print_hidden_tests": Attack(
+        """
+print('\\n#####\\n'.join(s for s in In if 'BEGIN HIDDEN' in s))
+""",
+        "base",
+        ("graded", "needs_manual_grade"),
+        ("static:history",),
+    ),
     "exit_kernel": Attack(
         "import os\nos._exit(1)\n",
         POINTS_BEFORE_CONV2D,
@@ -223,6 +288,9 @@ def write_attacks(base_notebook: Path, submissions: Path, listener_port: int) ->
         nb = nbformat.from_dict(json.loads(base_notebook.read_text()))
         source = attack.source.strip().replace("{port}", str(listener_port))
         nb.cells.insert(_cell_index(nb, AFTER_CELL) + 1, nbformat.v4.new_code_cell(source))
+        for cell in nb.cells:
+            if attack.tag_tests and cell.metadata.get("nbgrader", {}).get("grade"):
+                cell.metadata["tags"] = [*cell.metadata.get("tags", []), *attack.tag_tests]
         folder = submissions / f"attack_{name}" / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")

@@ -87,10 +87,14 @@ def test_feedback_removes_hidden_test_lines_that_any_cell_printed():
     spy = new_code_cell("print(In)")  # a student cell that printed the executed cells
     spy.outputs = [
         new_output("stream", name="stdout", text="['', 'assert f(1) == 2', 'assert f(7) == 49']\n"),
-        new_output("execute_result", data={"text/plain": "x\n  assert f(7) == 49\ny"}),
+        new_output(
+            "execute_result",
+            data={"text/plain": "x\n### BEGIN HIDDEN TESTS\n  assert f(7) == 49\ny"},
+        ),
     ]
     nb = nbformat.v4.new_notebook(cells=[spy, test])
     HideTestInternals().preprocess(nb, {})
     shown = spy.outputs[0].text + spy.outputs[1].data["text/plain"]
-    assert "f(7)" not in shown and shown.count(HideTestInternals.removed) == 2
+    assert "f(7)" not in shown and "HIDDEN" not in shown
+    assert shown.count(HideTestInternals.removed) == 3
     assert spy.outputs[1].data["text/plain"].startswith("x\n") and shown.endswith("y")

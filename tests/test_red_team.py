@@ -9,6 +9,8 @@ network; no hidden test is readable from inside the sandbox.
 from __future__ import annotations
 
 import hashlib
+import html
+import re
 import socket
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from red_team import ASSIGNMENT, ATTACKS, BASE_SAMPLE, write_attacks
 from test_assignments import MANIFEST
 from test_grading_fixture import require_bwrap
 
+from hw_utils.grading import cells as C
 from hw_utils.grading.batch import grade_batch
 from hw_utils.grading.samples import expected_scores, load_samples, materialise
 
@@ -70,6 +73,7 @@ def red_team(tmp_path_factory):
         "samples": samples,
         "attacks": attacks,
         "rows": {row.student_id: row for row in report.rows},
+        "out": root / "out",
         "unchanged": _digest(protected) == before,
         "network_reached": reached,
     }
@@ -97,6 +101,8 @@ def test_attack_earns_nothing_and_is_reported(red_team, attack):
     base = red_team["rows"][BASE_SAMPLE].score
     if spec.expected == "base":
         assert row.score <= base, row  # no unearned point
+    elif spec.expected == "flagged":
+        assert spec.flags, "an attack may outscore the base only with the flags that expose it"
     else:
         assert row.score == spec.expected, row  # cells before the attack keep their points
     assert row.status in spec.status, row
@@ -108,6 +114,32 @@ def test_nothing_inside_the_sandbox_sees_hidden_tests_or_files(red_team):
     course = red_team["course"]
     assert "nothing found" in _output_text(course, "attack_read_hidden_tests")
     assert "overwrote 0 files" in _output_text(course, "attack_overwrite_files")
+
+
+def _hidden_only_lines(course: Path) -> set[str]:
+    """Lines of hw1's hidden tests that appear nowhere in the release notebook."""
+    source = C.read_notebook(C.source_notebook(course, ASSIGNMENT, ASSIGNMENT))
+    release = C.read_notebook(C.release_notebook(course, ASSIGNMENT, ASSIGNMENT))
+    public = {line.strip() for cell in release.cells for line in cell.source.splitlines()}
+    hidden = {
+        line.strip()
+        for cell in source.cells
+        for region in C.regions(cell.source, C.BEGIN_HIDDEN, C.END_HIDDEN)
+        for line in region.splitlines()
+        if len(line.strip()) > 20
+    }
+    return hidden - public
+
+
+def test_no_feedback_shows_a_hidden_test_line(red_team):
+    hidden = _hidden_only_lines(red_team["course"])
+    assert hidden, "the hidden tests of hw1 have no distinctive line"
+    pages = sorted((red_team["out"] / "feedback").rglob("*.html"))
+    assert {p.parent.name for p in pages} >= {*HONEST, *red_team["attacks"]}
+    for page in pages:
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))  # as rendered
+        leaked = [line for line in hidden if line in text]
+        assert not leaked and "### BEGIN HIDDEN TESTS" not in text, (page, leaked[:3])
 
 
 def test_course_files_and_submissions_are_untouched(red_team):

@@ -13,8 +13,9 @@
 - :class:`StderrToStdout` (autograde, after Execute): nbgrader zeroes a test cell that wrote
   anything to stderr, so a passing test that triggered a warning would score 0; errors still
   score 0 because they are separate ``error`` outputs.
-- :class:`HideTestInternals` (generate_feedback): removes hidden-test regions from test cells and
-  reduces test-cell tracebacks to their last line, so feedback never shows hidden-test source.
+- :class:`HideTestInternals` (generate_feedback): removes hidden-test regions from test cells,
+  reduces test-cell tracebacks to their last line and removes hidden-test lines from every
+  cell's output, so feedback never shows hidden-test source.
 """
 
 from __future__ import annotations
@@ -115,10 +116,10 @@ class HideTestInternals(NbGraderPreprocessor):
                     if output.output_type == "error":
                         last = _ANSI.sub("", output.traceback[-1]) if output.traceback else ""
                         output.traceback = [last or f"{output.ename}: {output.evalue}"]
-        if secret:
-            for cell in nb.cells:
-                for output in cell.get("outputs", []):
-                    self._scrub(output, secret)
+        secret |= {self.begin, self.end}
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                self._scrub(output, secret)
         return nb, resources
 
     def _split(self, source: str) -> tuple[str, list[str]]:
