@@ -1,9 +1,10 @@
 """Red team: a batch mixing honest and hostile hw1 submissions (issue: secure autograding).
 
 The batch must complete; honest students (full, blank, buggy) keep their exact scores with no
-flag; no hostile submission gets points it did not earn without a flag (here: none gets any
-unearned point at all); the course files and submissions are untouched; nothing reaches the
-network; no hidden test is readable from inside the sandbox.
+flag; no hostile submission gets points it did not earn without a flag (most get none at all;
+the few that also fool the recheck are caught by the static scan); the course files and
+submissions are untouched; nothing reaches the network; no hidden test is readable from inside
+the sandbox or shown in any feedback page.
 """
 
 from __future__ import annotations
