@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
@@ -89,3 +90,23 @@ def test_jobs_must_be_a_positive_number(fixture_course, capsys):
         main(["--course-dir", str(fixture_course), "demo", "--jobs", "0"])
     assert stop.value.code == 2
     assert "'0' is not a positive whole number" in capsys.readouterr().err
+
+
+def test_execute_stores_fresh_outputs_and_writes_nothing_else(fixture_course, capfd):
+    path = fixture_course / "source/hw9_fixture/hw9_fixture.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.write(nb, path)
+    files_before = sorted(p.name for p in path.parent.iterdir())
+
+    assert main(["--course-dir", str(fixture_course), "execute", "hw9_fixture"]) == 0
+    executed = nbformat.read(path, as_version=4)
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    assert all(cell.execution_count for cell in code)
+    assert any(cell.outputs for cell in code)
+    assert sorted(p.name for p in path.parent.iterdir()) == files_before
+    captured = capfd.readouterr()
+    assert "executed source/hw9_fixture/hw9_fixture.ipynb" in captured.out
+    assert captured.err == "", captured.err  # no kernel warning, no traceback
