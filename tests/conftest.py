@@ -46,6 +46,27 @@ def make_fixture_course(destination: Path) -> Path:
     return destination
 
 
+def hidden_test_lines(course: Path, assignment_id: str) -> set[str]:
+    """Lines that exist only in the hidden tests of the source (not in the release, not in the
+    solutions or anywhere else outside a hidden region): what must never reach a student."""
+    from hw_utils.grading import cells as C
+    from hw_utils.manifest import get_assignment
+
+    assignment = get_assignment(course, assignment_id)
+    seen, hidden = set(), set()
+    for notebook in assignment.notebooks:
+        release = C.read_notebook(C.release_notebook(course, assignment_id, notebook))
+        source = C.read_notebook(C.source_notebook(course, assignment_id, notebook))
+        for cell in [*release.cells, *source.cells]:
+            regions = C.regions(cell.source, C.BEGIN_HIDDEN, C.END_HIDDEN)
+            outside = cell.source
+            for region in regions:
+                outside = outside.replace(region, "")
+                hidden |= {line.strip() for line in region.splitlines()}
+            seen |= {line.strip() for line in outside.splitlines()}
+    return {line for line in hidden - seen if len(line) > 8}
+
+
 @pytest.fixture(scope="session")
 def _built_fixture_course(tmp_path_factory) -> Path:
     return make_fixture_course(tmp_path_factory.mktemp("fixture") / "course")

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import COURSE_FILES, scratch_course
+from conftest import COURSE_FILES, hidden_test_lines, scratch_course
 from red_team import ASSIGNMENT, ATTACKS, BASE_SAMPLE, write_attacks
 from test_assignments import MANIFEST
 from test_grading_fixture import require_bwrap
 
-from hw_utils.grading import cells as C
 from hw_utils.grading.batch import grade_batch
 from hw_utils.grading.samples import expected_scores, load_samples, materialise
 
@@ -102,9 +101,7 @@ def test_attack_earns_nothing_and_is_reported(red_team, attack):
     base = red_team["rows"][BASE_SAMPLE].score
     if spec.expected == "base":
         assert row.score <= base, row  # no unearned point
-    elif spec.expected == "flagged":
-        assert spec.flags, "an attack may outscore the base only with the flags that expose it"
-    else:
+    elif spec.expected != "flagged":  # "flagged": any score, but the flags below must be there
         assert row.score == spec.expected, row  # cells before the attack keep their points
     assert row.status in spec.status, row
     for flag in spec.flags:
@@ -117,23 +114,8 @@ def test_nothing_inside_the_sandbox_sees_hidden_tests_or_files(red_team):
     assert "overwrote 0 files" in _output_text(course, "attack_overwrite_files")
 
 
-def _hidden_only_lines(course: Path) -> set[str]:
-    """Lines of hw1's hidden tests that appear nowhere in the release notebook."""
-    source = C.read_notebook(C.source_notebook(course, ASSIGNMENT, ASSIGNMENT))
-    release = C.read_notebook(C.release_notebook(course, ASSIGNMENT, ASSIGNMENT))
-    public = {line.strip() for cell in release.cells for line in cell.source.splitlines()}
-    hidden = {
-        line.strip()
-        for cell in source.cells
-        for region in C.regions(cell.source, C.BEGIN_HIDDEN, C.END_HIDDEN)
-        for line in region.splitlines()
-        if len(line.strip()) > 20
-    }
-    return hidden - public
-
-
 def test_no_feedback_shows_a_hidden_test_line(red_team):
-    hidden = _hidden_only_lines(red_team["course"])
+    hidden = hidden_test_lines(red_team["course"], ASSIGNMENT)
     assert hidden, "the hidden tests of hw1 have no distinctive line"
     pages = sorted((red_team["out"] / "feedback").rglob("*.html"))
     assert {p.parent.name for p in pages} >= {*HONEST, *red_team["attacks"]}

@@ -138,11 +138,13 @@ class HideTestInternals(NbGraderPreprocessor):
         return "\n".join(kept), hidden_lines
 
     def _scrub(self, output, secret: set[str]) -> None:
+        def shows_secret(line: str) -> bool:
+            plain = _ANSI.sub("", line)
+            return any(s in plain for s in secret)
+
         def clean(text: str) -> str:
-            lines = text.split("\n")
             return "\n".join(
-                self.removed if any(s in _ANSI.sub("", line) for s in secret) else line
-                for line in lines
+                self.removed if shows_secret(line) else line for line in text.split("\n")
             )
 
         if "text" in output:

@@ -15,7 +15,7 @@ from conftest import REPO
 
 from hw_utils.grading import cells as C
 from hw_utils.grading.samples import Sample, load_samples, materialise
-from hw_utils.manifest import Assignment, get_assignment, load_manifest
+from hw_utils.manifest import Assignment, load_manifest
 
 STUB = re.compile(r'raise NotImplementedError\("([\w.]+): replace this line with your code"\)')
 
@@ -69,21 +69,3 @@ def solution_ids(notebook) -> list[str]:
 def graded_tests(notebook) -> dict[int, object]:
     """Index -> cell of every autograded test cell."""
     return {i: c for i, c in enumerate(notebook.cells) if C.is_test(c)}
-
-
-def hidden_test_lines(course: Path, assignment_id: str) -> set[str]:
-    """Lines that exist only in the hidden tests of the source (not in the release, not in the
-    solutions or anywhere else outside a hidden region): what must never reach a student."""
-    assignment = get_assignment(course, assignment_id)
-    seen, hidden = set(), set()
-    for notebook in assignment.notebooks:
-        release = C.read_notebook(C.release_notebook(course, assignment_id, notebook))
-        source = C.read_notebook(C.source_notebook(course, assignment_id, notebook))
-        for cell in [*release.cells, *source.cells]:
-            regions = C.regions(cell.source, C.BEGIN_HIDDEN, C.END_HIDDEN)
-            outside = cell.source
-            for region in regions:
-                outside = outside.replace(region, "")
-                hidden |= {line.strip() for line in region.splitlines()}
-            seen |= {line.strip() for line in outside.splitlines()}
-    return {line for line in hidden - seen if len(line) > 8}

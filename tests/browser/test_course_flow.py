@@ -29,7 +29,7 @@ import re
 from typing import NamedTuple
 
 import pytest
-from conftest import scratch_course
+from conftest import hidden_test_lines, scratch_course
 from nbformat import NotebookNode
 from playwright.sync_api import Page, expect
 
@@ -42,7 +42,6 @@ from . import lab_page as lab
 from .course_copy import (
     REAL_ASSIGNMENTS,
     graded_tests,
-    hidden_test_lines,
     partly_wrong_sample,
     sample,
     solution_ids,
