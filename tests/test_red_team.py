@@ -121,7 +121,7 @@ def test_no_feedback_shows_a_hidden_test_line(red_team):
     assert {p.parent.name for p in pages} >= {*HONEST, *red_team["attacks"]}
     for page in pages:
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))  # as rendered
-        leaked = [line for line in hidden if line in text]
+        leaked = sorted(hidden & {line.strip() for line in text.splitlines()})
         assert not leaked and "### BEGIN HIDDEN TESTS" not in text, (page, leaked[:3])
 
 
