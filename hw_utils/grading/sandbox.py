@@ -96,6 +96,7 @@ def prepare(
         "bwrap": bwrap,
         "python": sys.executable,
         "python_roots": python_roots(),
+        "pythonpath": str(Path(hw_utils.__file__).resolve().parent.parent),
         "ipc_dir": str(ipc),
         "uid": FIRST_SANDBOX_UID + random.randrange(4000) if os.geteuid() == 0 else None,
         "memory_mb": limits.memory_mb,

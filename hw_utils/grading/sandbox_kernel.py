@@ -87,6 +87,8 @@ def bwrap_command(
         "PYTHONDONTWRITEBYTECODE": "1",
         "OMP_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads,
+        # The hw_utils the grader runs (a checkout may shadow the installed one).
+        "PYTHONPATH": settings["pythonpath"],
         **settings["env"],
     }
     if os.environ.get("NBGRADER_EXECUTION"):
