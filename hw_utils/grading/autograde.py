@@ -3,8 +3,11 @@
 Everything a grading run needs travels as bytes (:class:`GradingTask` in, :class:`SubmissionResult`
 out), so the same function runs in a thread, a process or on a Dask worker. Inside, a scratch
 course is unpacked from the trusted bundle (config, manifest entry, assets, a template gradebook
-of this assignment only), the submission is copied in, nbgrader autogrades it, and the per-cell
-scores are read back from the throwaway gradebook. The caller merges them into the real one.
+of this assignment only), the submission is copied in, nbgrader autogrades it (student cells in
+the sandboxed student kernel, tests in the checker kernel: see
+:class:`hw_utils.grading.nbgrader_plugins.BoundaryExecute`), the student's cells are scanned for
+what the boundary cannot decide (:mod:`hw_utils.grading.tamper`), and the per-cell scores are read
+back from the throwaway gradebook. The caller merges them into the real one.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 import time
@@ -23,12 +25,17 @@ from typing import NamedTuple
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from hw_utils.grading import cells as C
-from hw_utils.grading.nbgrader_cli import run_command, run_nbgrader
-from hw_utils.grading.recheck import cap_by_recheck, locked_and_test_sources, test_scores
+from hw_utils.grading.nbgrader_cli import run_nbgrader
+from hw_utils.grading.nbgrader_plugins import STUDENT, cell_roles
 from hw_utils.grading.sandbox import SandboxPolicy, prepare
-from hw_utils.grading.tamper import flags_from, protected_names, scan_sources
+from hw_utils.grading.tamper import (
+    assignment_references,
+    defined_names,
+    flags_from,
+    scan_sources,
+)
 from hw_utils.manifest import Assignment
+from hw_utils.references import all_references
 
 # Status values, in grades.csv and SubmissionResult.status.
 GRADED = "graded"
@@ -187,23 +194,26 @@ def grade_submission(task: GradingTask) -> SubmissionResult:
             (submitted / f"{name}.ipynb").write_bytes(content)
 
         limits = assignment.limits
+        checker_dir = course / "source" / assignment.id  # the trusted assets (maybe none)
+        checker_dir.mkdir(parents=True, exist_ok=True)
         status_file = Path(scratch) / "execution.json"
-        sandbox_args, sandbox_env = prepare(task.policy, assignment, Path(scratch), status_file)
+        sandbox = prepare(task.policy, assignment, Path(scratch), status_file)
         args = [
             "autograde",
             assignment.id,
             f"--student={student}",
             "--force",
-            f"--ResilientExecute.timeout={limits.cell_timeout_s}",
+            f"--BoundaryExecute.timeout={limits.cell_timeout_s}",
+            f"--BoundaryExecute.checker_dir={checker_dir}",
             f"--LimitOutput.max_lines={limits.output_max_lines}",
-            *sandbox_args,
+            *sandbox.args,
         ]
         try:
             run = run_nbgrader(
                 args,
                 course,
                 timeout=limits.notebook_timeout_s + STARTUP_MARGIN_S,
-                env=sandbox_env,
+                env=sandbox.env,
                 check=False,
             )
         except subprocess.TimeoutExpired:
@@ -213,6 +223,9 @@ def grade_submission(task: GradingTask) -> SubmissionResult:
                 f"grading took longer than {limits.notebook_timeout_s + STARTUP_MARGIN_S} s and "
                 "was stopped; no cell scores were saved",
             )
+        finally:
+            if sandbox.cgroup is not None:
+                sandbox.cgroup.remove()
         autograded_dir = course / "autograded" / student / assignment.id
         outputs = (
             {p.name: p.read_bytes() for p in sorted(autograded_dir.glob("*.ipynb"))}
@@ -227,77 +240,35 @@ def grade_submission(task: GradingTask) -> SubmissionResult:
                 scores_from_gradebook(template_db, assignment, None),
                 f"nbgrader autograde failed (exit {run.returncode}):\n{log_tail}",
             )
-        cells, tamper_flags = check_for_tampering(
-            course,
-            assignment,
-            outputs,
-            scores_from_gradebook(template_db, assignment, student),
-            sandbox_env,
-            Path(scratch) / "ipc" / "recheck" if task.policy.enabled else None,
-        )
         return finish(
             execution.get("status", GRADED),
-            cells,
+            scores_from_gradebook(template_db, assignment, student),
             execution.get("message", ""),
             outputs,
-            (*execution.get("flags", ()), *tamper_flags),
+            (*execution.get("flags", ()), *static_flags(template_db, assignment, outputs)),
         )
 
 
-def check_for_tampering(
-    course: Path,
-    assignment: Assignment,
-    autograded: dict[str, bytes],
-    cells: list[CellScore],
-    env: dict[str, str],
-    ipc_prefix: Path | None,
-) -> tuple[list[CellScore], list[str]]:
-    """Static scan of the student-writable cells, and the recheck of every test cell in a fresh
-    kernel (see :mod:`hw_utils.grading.recheck`); returns the capped cells and the flags."""
+def static_flags(db_path: Path, assignment: Assignment, autograded: dict[str, bytes]) -> list[str]:
+    """Flags of the static scan of every student cell (cells the gradebook does not know as the
+    instructor's), with this assignment's course references (see :mod:`hw_utils.references`)."""
+    db_url = f"sqlite:///{db_path}"
+    graded: set[str] = set()
+    with Gradebook(db_url) as gb:
+        for notebook in gb.find_assignment(assignment.id).notebooks:
+            for cell in notebook.source_cells:
+                if cell.name in {c.name for c in notebook.solution_cells}:
+                    graded |= defined_names(cell.source)
+    references = assignment_references(graded, all_references())
     flags: list[str] = []
-    workdir = course / "recheck"
-    assets = course / "source" / assignment.id
-    if assets.is_dir():
-        shutil.copytree(assets, workdir, ignore=shutil.ignore_patterns("*.ipynb"))
-    workdir.mkdir(exist_ok=True)
-    rechecked: dict[str, float] = {}
     for name, content in autograded.items():
         nb = nbformat.reads(content.decode("utf-8"), as_version=4)
-        editable = [
+        roles = cell_roles(db_url, Path(name).stem, assignment.id)
+        student_cells = [
             (index, cell.source)
             for index, cell in enumerate(nb.cells)
-            if cell.cell_type == "code" and not C.nbgrader_metadata(cell).get("locked")
+            if cell.cell_type == "code"
+            and roles.get(cell.metadata.get("nbgrader", {}).get("grade_id"), STUDENT) == STUDENT
         ]
-        protected = protected_names(*locked_and_test_sources(nb))
-        flags += flags_from(scan_sources(editable, protected))
-        source, target = workdir / name, workdir / f"rechecked-{name}"
-        source.write_bytes(content)
-        command = [
-            sys.executable,
-            "-m",
-            "hw_utils.grading.recheck",
-            str(source),
-            str(target),
-            f"--cell-timeout={assignment.limits.cell_timeout_s}",
-        ]
-        if ipc_prefix is not None:
-            command.append(f"--ipc={ipc_prefix}")
-        try:
-            run = run_command(
-                command,
-                workdir,
-                env=env,
-                timeout=assignment.limits.notebook_timeout_s + STARTUP_MARGIN_S,
-            )
-        except subprocess.TimeoutExpired:
-            flags.append("recheck_failed")
-            continue
-        if run.returncode != 0 or not target.exists():
-            flags.append("recheck_failed")
-            continue
-        executed = nbformat.read(target, as_version=4)
-        if executed.metadata.get("recheck_incomplete"):
-            flags.append("recheck_incomplete")
-        rechecked.update(test_scores(executed))
-    capped, capped_flags = cap_by_recheck(cells, rechecked)
-    return capped, sorted(set(flags)) + capped_flags
+        flags += flags_from(scan_sources(student_cells, references))
+    return sorted(set(flags))

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from hw_utils.grading import autograde as A
 from hw_utils.grading.gradebook import default_db_url, merge_result, read_scores
+from hw_utils.grading.limits import probe as probe_limits
 from hw_utils.grading.nbgrader_cli import run_nbgrader
 from hw_utils.grading.sandbox import SandboxPolicy, require_bwrap
 from hw_utils.grading.submissions import Submission, discover
@@ -158,7 +159,11 @@ def grade_batch(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Jobs share the cores: more math threads than cores per job only thrash.
-    policy = SandboxPolicy(enabled=sandbox, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    support = probe_limits() if sandbox else None
+    policy = SandboxPolicy(enabled=sandbox, threads=threads, limits=support)
+    if support is not None:
+        log(f"limits: {support.describe()}")
 
     with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
         found = discover(Path(submissions), assignment, Path(scratch))
