@@ -32,20 +32,16 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from hw_utils.boundary.calls import (
+from hw_utils.boundary.protocol import (
+    CONNECTION_ENV,
     FUNCTION,
     STUDENT,
-    ForbiddenCallError,
-    function_marker,
-    perform,
-    student_marker,
-)
-from hw_utils.boundary.data import (
+    TIMEOUT_ENV,
     BoundaryError,
+    ForbiddenCallError,
     NotDataError,
-    decode,
-    encode,
-    to_data,
+    StudentTimeout,
+    StudentUnavailable,
 )
 
 __all__ = [
@@ -58,20 +54,15 @@ __all__ = [
     "student",
 ]
 
-CONNECTION_ENV = "HW_BOUNDARY_STUDENT"  # set in the checker kernel: the student kernel's file
-TIMEOUT_ENV = "HW_BOUNDARY_TIMEOUT"  # seconds one call may take during grading
 
-
-class StudentTimeout(BoundaryError, TimeoutError):
-    """A call into the student's code did not return in time (it was interrupted)."""
-
-
-class StudentUnavailable(BoundaryError):
-    """The student's kernel is gone (it died, or ignored an interrupt): nothing can be called."""
+# PyTorch is imported on the first call, not here: nbgrader's own process imports this package.
 
 
 def _prepare(value: Any, where: str) -> Any:
     """A test's argument as it crosses: references become markers, the rest must be data."""
+    from hw_utils.boundary.calls import function_marker, student_marker
+    from hw_utils.boundary.data import to_data
+
     if isinstance(value, StudentName):
         return student_marker(value.__name__)
     if type(value) is tuple:
@@ -114,6 +105,9 @@ class LocalBackend:
         return shell.user_ns if shell is not None else sys.modules["__main__"].__dict__
 
     def request(self, request: dict[str, Any]) -> Any:
+        from hw_utils.boundary.calls import perform
+        from hw_utils.boundary.data import decode, encode
+
         # The same copy and the same conversion as across the boundary, errors unchanged (so
         # that a student sees the traceback into their own code).
         crossed = decode(encode(request))
@@ -196,6 +190,8 @@ class Student:
         """Inside the block, calls of the student's code see each named student function
         replaced by an importable stand-in (so a function is tested on its own, with a correct
         version of the helper it calls)."""
+        from hw_utils.boundary.calls import function_marker
+
         saved = dict(_context.standing_in)
         _context.standing_in.update(
             {name: function_marker(f)[1] for name, f in replacements.items()}
