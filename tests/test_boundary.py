@@ -235,12 +235,12 @@ def test_one_kernel_no_boundary(tmp_path):
 def two_kernels():
     student_km, student_kc = start_new_kernel(kernel_name="python3")
     _run(student_kc, "import hw_utils.boundary.serve")  # as the setup cell of a notebook would
-    env = {
-        **os.environ,
-        "HW_BOUNDARY_STUDENT": student_km.connection_file,
-        "HW_BOUNDARY_TIMEOUT": "4",
-    }
+    env = {**os.environ, "HW_BOUNDARY_CHECKER": "1"}
     checker_km, checker_kc = start_new_kernel(kernel_name="python3", env=env)
+    _run(
+        checker_kc,
+        f"import hw_utils.boundary\nhw_utils.boundary.connect({student_km.connection_file!r}, 4)",
+    )
     yield student_kc, checker_kc, student_km
     for km, kc in ((checker_km, checker_kc), (student_km, student_kc)):
         kc.stop_channels()

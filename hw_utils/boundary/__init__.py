@@ -33,10 +33,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from hw_utils.boundary.protocol import (
-    CONNECTION_ENV,
+    CHECKER_ENV,
     FUNCTION,
     STUDENT,
-    TIMEOUT_ENV,
     BoundaryError,
     ForbiddenCallError,
     NotDataError,
@@ -118,18 +117,25 @@ _backend: Any = None
 
 
 def backend() -> Any:
-    """The remote backend in a checker kernel (``HW_BOUNDARY_STUDENT`` set), else the local one."""
+    """The student's side: a student kernel once :func:`connect` was called (grading), else this
+    kernel's own notebook. A checker kernel (``HW_BOUNDARY_CHECKER`` set) never falls back."""
     global _backend
     if _backend is None:
-        if os.environ.get(CONNECTION_ENV):
-            from hw_utils.boundary.remote import RemoteBackend
-
-            _backend = RemoteBackend(
-                os.environ[CONNECTION_ENV], float(os.environ.get(TIMEOUT_ENV, "30"))
-            )
-        else:
-            _backend = LocalBackend()
+        if os.environ.get(CHECKER_ENV):
+            raise BoundaryError("this checker kernel is not connected to a student kernel.")
+        _backend = LocalBackend()
     return _backend
+
+
+def connect(connection_file: str, timeout: float) -> None:
+    """Grading only: from now on, calls go to the student kernel of ``connection_file`` (a
+    Jupyter connection file) and may take ``timeout`` seconds each."""
+    global _backend
+    from hw_utils.boundary.remote import RemoteBackend
+
+    if isinstance(_backend, RemoteBackend):
+        _backend.close()
+    _backend = RemoteBackend(connection_file, timeout)
 
 
 def _send(op: str, target: str, args: tuple, kwargs: dict, label: str) -> Any:

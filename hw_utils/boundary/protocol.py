@@ -3,8 +3,7 @@ environment of a checker kernel. No PyTorch here: nbgrader's own process imports
 
 from __future__ import annotations
 
-CONNECTION_ENV = "HW_BOUNDARY_STUDENT"  # set in the checker kernel: the student kernel's file
-TIMEOUT_ENV = "HW_BOUNDARY_TIMEOUT"  # seconds one call may take during grading
+CHECKER_ENV = "HW_BOUNDARY_CHECKER"  # set in a checker kernel: never fall back to one kernel
 STUDENT = "\x00hw:student"  # marker of a student name in a request: (STUDENT, name)
 FUNCTION = "\x00hw:function"  # marker of an importable function: (FUNCTION, "module:qualname")
 

@@ -61,6 +61,15 @@ class RemoteBackend:
         self._client = client
         return client
 
+    def close(self) -> None:
+        """Stop talking to the student's kernel (the kernel itself is not touched)."""
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._monitor.close(linger=0)
+                self._client.stop_channels()
+                self._client.context.term()
+            self._client = None
+
     def _disconnected(self) -> bool:
         import zmq
         from zmq.utils.monitor import recv_monitor_message
@@ -142,8 +151,7 @@ class RemoteBackend:
 
     def _lose(self, why: str) -> None:
         self._lost = why
-        with contextlib.suppress(Exception):
-            self._client.stop_channels()
+        self.close()
 
     @staticmethod
     def _unpack(message: dict[str, Any], label: str) -> Any:

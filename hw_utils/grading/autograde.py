@@ -1,11 +1,12 @@
-"""Autograde one submission in a throwaway course with real ``nbgrader autograde``.
+"""Autograde a group of submissions in a throwaway course with real ``nbgrader autograde``.
 
-Everything a grading run needs travels as bytes (:class:`GradingTask` in, :class:`SubmissionResult`
-out), so the same function runs in a thread, a process or on a Dask worker. Inside, a scratch
-course is unpacked from the trusted bundle (config, manifest entry, assets, a template gradebook
-of this assignment only), the submission is copied in, nbgrader autogrades it (student cells in
-the sandboxed student kernel, tests in the checker kernel: see
-:class:`hw_utils.grading.nbgrader_plugins.BoundaryExecute`), the student's cells are scanned for
+Everything a grading run needs travels as bytes (:class:`GradingTask` in, a list of
+:class:`SubmissionResult` out), so the same function runs in a thread, a process or on a Dask
+worker. Inside, a scratch course is unpacked from the trusted bundle (config, manifest entry,
+assets, a template gradebook of this assignment only), the submissions are copied in, one nbgrader
+process autogrades them one after the other (each student's cells in its own sandboxed kernel,
+the tests in one checker kernel kept warm for the group: see
+:class:`hw_utils.grading.nbgrader_plugins.BoundaryExecute`), the students' cells are scanned for
 what the boundary cannot decide (:mod:`hw_utils.grading.tamper`), and the per-cell scores are read
 back from the throwaway gradebook. The caller merges them into the real one.
 """
@@ -18,7 +19,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -58,11 +58,19 @@ class CellScore(NamedTuple):
     needs_manual_grade: bool
 
 
-class GradingTask(NamedTuple):
-    assignment: Assignment
+class SubmittedWork(NamedTuple):
+    """What one student handed in: notebook name (without .ipynb) -> bytes."""
+
     student_id: str
     notebooks: dict[str, bytes]
     flags: tuple[str, ...]
+
+
+class GradingTask(NamedTuple):
+    """A group of submissions graded by one nbgrader process."""
+
+    assignment: Assignment
+    submissions: tuple[SubmittedWork, ...]
     bundle: bytes
     policy: SandboxPolicy
 
@@ -161,91 +169,97 @@ def _unreadable(notebooks: dict[str, bytes]) -> str | None:
     return None
 
 
-def grade_submission(task: GradingTask) -> SubmissionResult:
-    """Autograde one submission; never raises: every failure becomes a status and a message."""
-    started = time.monotonic()
-    assignment, student = task.assignment, task.student_id
-    with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as scratch:
+def grade_group(task: GradingTask) -> list[SubmissionResult]:
+    """Autograde every submission of ``task``; never raises: every failure becomes a status
+    and a message of the submissions it concerns."""
+    assignment = task.assignment
+    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
         course = Path(scratch) / "course"
         with tarfile.open(fileobj=io.BytesIO(task.bundle), mode="r:gz") as tar:
             tar.extractall(course, filter="data")
         template_db = course / "gradebook.db"
+        zero = scores_from_gradebook(template_db, assignment, None)
+        results: dict[str, SubmissionResult] = {}
 
-        def finish(status, cells, message="", autograded=None, flags=()):
-            return SubmissionResult(
-                student,
+        def result(work, status, cells, message="", autograded=None, flags=(), seconds=0.0):
+            results[work.student_id] = SubmissionResult(
+                work.student_id,
                 status,
-                (*task.flags, *flags),
+                (*work.flags, *flags),
                 tuple(cells),
                 autograded or {},
                 message,
-                round(time.monotonic() - started, 2),
+                round(seconds, 2),
             )
 
-        if not task.notebooks:
-            return finish(MISSING, scores_from_gradebook(template_db, assignment, None))
-        problem = _unreadable(task.notebooks)
-        if problem:
-            return finish(UNREADABLE, scores_from_gradebook(template_db, assignment, None), problem)
+        to_grade = []
+        for work in task.submissions:
+            problem = _unreadable(work.notebooks) if work.notebooks else None
+            if not work.notebooks:
+                result(work, MISSING, zero)
+            elif problem:
+                result(work, UNREADABLE, zero, problem)
+            else:
+                folder = course / "submitted" / work.student_id / assignment.id
+                folder.mkdir(parents=True)
+                for name, content in work.notebooks.items():
+                    (folder / f"{name}.ipynb").write_bytes(content)
+                to_grade.append(work)
+        if to_grade:
+            _autograde(course, task, to_grade, Path(scratch), result)
+    return [results[work.student_id] for work in task.submissions]
 
-        submitted = course / "submitted" / student / assignment.id
-        submitted.mkdir(parents=True)
-        for name, content in task.notebooks.items():
-            (submitted / f"{name}.ipynb").write_bytes(content)
 
-        limits = assignment.limits
-        checker_dir = course / "source" / assignment.id  # the trusted assets (maybe none)
-        checker_dir.mkdir(parents=True, exist_ok=True)
-        status_file = Path(scratch) / "execution.json"
-        sandbox = prepare(task.policy, assignment, Path(scratch), status_file)
-        args = [
-            "autograde",
-            assignment.id,
-            f"--student={student}",
-            "--force",
-            f"--BoundaryExecute.timeout={limits.cell_timeout_s}",
-            f"--BoundaryExecute.checker_dir={checker_dir}",
-            f"--LimitOutput.max_lines={limits.output_max_lines}",
-            *sandbox.args,
-        ]
-        try:
-            run = run_nbgrader(
-                args,
-                course,
-                timeout=limits.notebook_timeout_s + STARTUP_MARGIN_S,
-                env=sandbox.env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return finish(
-                TIMEOUT,
-                scores_from_gradebook(template_db, assignment, None),
-                f"grading took longer than {limits.notebook_timeout_s + STARTUP_MARGIN_S} s and "
-                "was stopped; no cell scores were saved",
-            )
-        finally:
-            if sandbox.cgroup is not None:
-                sandbox.cgroup.remove()
-        autograded_dir = course / "autograded" / student / assignment.id
+def _autograde(course: Path, task: GradingTask, works: list, scratch: Path, result) -> None:
+    assignment, limits = task.assignment, task.assignment.limits
+    template_db = course / "gradebook.db"
+    checker_dir = course / "source" / assignment.id  # the trusted assets (maybe none)
+    checker_dir.mkdir(parents=True, exist_ok=True)
+    status_dir = scratch / "status"
+    status_dir.mkdir()
+    sandbox = prepare(task.policy, assignment, scratch, status_dir)
+    budget = len(works) * (limits.notebook_timeout_s + STARTUP_MARGIN_S)
+    args = [  # no --student: the scratch course holds exactly these students
+        "autograde",
+        assignment.id,
+        "--force",
+        f"--BoundaryExecute.timeout={limits.cell_timeout_s}",
+        f"--BoundaryExecute.checker_dir={checker_dir}",
+        f"--LimitOutput.max_lines={limits.output_max_lines}",
+        *sandbox.args,
+    ]
+    log_tail = ""
+    try:
+        run = run_nbgrader(args, course, timeout=budget, env=sandbox.env, check=False)
+        log_tail = "\n".join(run.stdout.strip().splitlines()[-20:])
+        failure = f"nbgrader autograde failed (exit {run.returncode}):\n{log_tail}"
+    except subprocess.TimeoutExpired:
+        failure = f"grading took longer than {budget} s and was stopped; no cell scores were saved"
+    finally:
+        sandbox.cleanup()
+    for work in works:
+        autograded_dir = course / "autograded" / work.student_id / assignment.id
         outputs = (
             {p.name: p.read_bytes() for p in sorted(autograded_dir.glob("*.ipynb"))}
             if autograded_dir.is_dir()
             else {}
         )
+        status_file = status_dir / f"{work.student_id}.json"
         execution = json.loads(status_file.read_text()) if status_file.exists() else {}
-        log_tail = "\n".join(run.stdout.strip().splitlines()[-20:])
-        if run.returncode != 0 or not outputs:
-            return finish(
-                ERROR,
-                scores_from_gradebook(template_db, assignment, None),
-                f"nbgrader autograde failed (exit {run.returncode}):\n{log_tail}",
-            )
-        return finish(
+        seconds = float(execution.get("seconds", 0.0))
+        if not outputs or "seconds" not in execution:
+            zero = scores_from_gradebook(template_db, assignment, None)
+            status = TIMEOUT if "longer than" in failure else ERROR
+            result(work, status, zero, failure, seconds=seconds)
+            continue
+        result(
+            work,
             execution.get("status", GRADED),
-            scores_from_gradebook(template_db, assignment, student),
+            scores_from_gradebook(template_db, assignment, work.student_id),
             execution.get("message", ""),
             outputs,
             (*execution.get("flags", ()), *static_flags(template_db, assignment, outputs)),
+            seconds,
         )
 
 

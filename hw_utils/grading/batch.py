@@ -2,7 +2,8 @@
 
 1. find the submissions (folder or LMS zip), copying nothing back and modifying nothing;
 2. build the trusted bundle and record the assignment in the course gradebook;
-3. autograde every submission in its own sandboxed throwaway course (threads, or Dask workers);
+3. autograde the submissions in groups, each group in a throwaway course with one nbgrader
+   process, each student's notebook in its own sandboxed kernel (threads, or Dask workers);
 4. merge the scores into the course gradebook, put the autograded notebooks where formgrader
    finds them, render feedback with nbgrader (hidden tests stripped);
 5. write ``grades.csv`` (one row per student, a status that says why when something went
@@ -12,12 +13,14 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import as_completed as as_completed_futures
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,40 +55,52 @@ class BatchReport(NamedTuple):
     seconds: float
 
 
-def _task(assignment: Assignment, submission: Submission, bundle: bytes, policy) -> A.GradingTask:
+# Submissions graded by one nbgrader process (and one warm checker kernel): larger groups save
+# process starts, smaller ones keep the jobs busy to the end and report progress sooner.
+GROUP_SIZE = 6
+
+
+def _work(submission: Submission) -> A.SubmittedWork:
     notebooks = (
         {}
         if submission.problem
         else {name: path.read_bytes() for name, path in submission.notebooks.items()}
     )
-    return A.GradingTask(
-        assignment, submission.student_id, notebooks, submission.flags, bundle, policy
-    )
+    return A.SubmittedWork(submission.student_id, notebooks, submission.flags)
+
+
+def _tasks(assignment: Assignment, found: list[Submission], bundle: bytes, policy, jobs: int):
+    size = max(1, min(GROUP_SIZE, math.ceil(len(found) / max(1, jobs))))
+    works = [_work(s) for s in found]
+    return [
+        A.GradingTask(assignment, tuple(works[i : i + size]), bundle, policy)
+        for i in range(0, len(works), size)
+    ]
 
 
 def _run_all(
     tasks: list[A.GradingTask], jobs: int, scheduler: str | None, fallback: Callable
 ) -> Iterator[A.SubmissionResult]:
-    """Results in completion order; a task that fails outside grade_submission (a lost Dask
-    worker) yields ``fallback(task, error)`` instead of stopping the batch."""
+    """Results group by group in completion order; a task that fails outside grade_group (a
+    lost Dask worker) yields ``fallback(task, error)`` instead of stopping the batch."""
     if scheduler:
         from dask.distributed import Client, as_completed
 
         with Client(scheduler) as client:
-            futures = {client.submit(A.grade_submission, t, pure=False): t for t in tasks}
+            futures = {client.submit(A.grade_group, t, pure=False): t for t in tasks}
             for future in as_completed(futures):
                 try:
-                    yield future.result()
+                    yield from future.result()
                 except Exception as error:
-                    yield fallback(futures[future], error)
+                    yield from fallback(futures[future], error)
         return
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(A.grade_submission, t): t for t in tasks}
-        for future, task in futures.items():
+        futures = {pool.submit(A.grade_group, t): t for t in tasks}
+        for future in as_completed_futures(futures):
             try:
-                yield future.result()
+                yield from future.result()
             except Exception as error:
-                yield fallback(task, error)
+                yield from fallback(futures[future], error)
 
 
 def _write_feedback(course_root: Path, assignment_id: str, db_url: str, students, out_dir: Path):
@@ -173,22 +188,20 @@ def grade_batch(
         A.register_assignment(copy, assignment, db_url)
         zero = A.scores_from_gradebook(copy / "gradebook.db", assignment, None)
 
-        def fallback(task: A.GradingTask, error: Exception) -> A.SubmissionResult:
-            return A.SubmissionResult(
-                task.student_id,
-                A.ERROR,
-                task.flags,
-                tuple(zero),
-                {},
-                f"grading job failed: {type(error).__name__}: {error}",
-                0.0,
-            )
+        def fallback(task: A.GradingTask, error: Exception) -> list[A.SubmissionResult]:
+            message = f"grading job failed: {type(error).__name__}: {error}"
+            return [
+                A.SubmissionResult(
+                    work.student_id, A.ERROR, work.flags, tuple(zero), {}, message, 0
+                )
+                for work in task.submissions
+            ]
 
         problems = {s.student_id: s.problem for s in found if s.problem}
         folders = {
             s.student_id: next(iter(s.notebooks.values())).parent for s in found if s.notebooks
         }
-        tasks = [_task(assignment, s, bundle, policy) for s in found]
+        tasks = _tasks(assignment, found, bundle, policy, jobs)
         width = max((len(s.student_id) for s in found), default=0)
         rows: list[GradeRow] = []
         for result in _run_all(tasks, jobs, scheduler, fallback):

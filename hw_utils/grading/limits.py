@@ -102,8 +102,11 @@ class Cgroup:
         self.folders = folders
 
     @classmethod
-    def create(cls, support: Support, memory_mb: int, max_processes: int, cpus: int) -> Cgroup:
-        name = f"course-grade-{uuid.uuid4().hex[:12]}"
+    def create(
+        cls, support: Support, prefix: str, memory_mb: int, max_processes: int, cpus: int
+    ) -> Cgroup:
+        """A new cgroup named ``<prefix>-<random>`` with these limits."""
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
         memory, quota = str(memory_mb * MB), cpus * CPU_PERIOD_US
         if support.kind == "v2":
             folder = support.parent["unified"] / name
@@ -125,6 +128,15 @@ class Cgroup:
         _write(cpu / "cpu.cfs_period_us", str(CPU_PERIOD_US))
         _write(cpu / "cpu.cfs_quota_us", str(quota))
         return cls(folders)
+
+    @classmethod
+    def existing(cls, support: Support, prefix: str) -> list[Cgroup]:
+        """The cgroups whose name starts with ``prefix`` (left behind by killed kernels)."""
+        groups: dict[str, list[Path]] = {}
+        for parent in support.parent.values():
+            for folder in parent.glob(f"{prefix}-*"):
+                groups.setdefault(folder.name, []).append(folder)
+        return [cls(folders) for folders in groups.values()]
 
     def join(self, pid: int = 0) -> None:
         """Move process ``pid`` (0: this one) into the cgroup; its children follow."""

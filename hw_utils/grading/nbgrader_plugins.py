@@ -21,20 +21,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
-from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
@@ -44,7 +39,8 @@ from nbgrader.api import Gradebook
 from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
 from traitlets import Integer, Unicode
 
-from hw_utils import boundary
+from hw_utils.grading.checker import discard as discard_checker
+from hw_utils.grading.checker import warm_checker
 
 _DEFINITION = re.compile(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -171,27 +167,34 @@ class HideTestInternals(NbGraderPreprocessor):
 
 
 def record_outcome(
-    status_file: str,
+    status_dir: str,
+    student: str | None,
     *,
     status: str | None = None,
     message: str = "",
     flags: list[str] | tuple[str, ...] = (),
+    seconds: float | None = None,
 ) -> None:
-    """Merge an outcome into the JSON status file shared by the autograde preprocessors."""
-    if not status_file:
+    """Merge an outcome into the JSON status file of ``student`` in ``status_dir`` (shared by
+    the autograde preprocessors; read by the grader)."""
+    if not status_dir or not student:
         return
-    path = Path(status_file)
+    path = Path(status_dir) / f"{student}.json"
     outcome = json.loads(path.read_text()) if path.exists() else {"status": "graded", "flags": []}
     if status is not None:
         outcome["status"], outcome["message"] = status, message
     outcome["flags"] = sorted(set(outcome.get("flags", [])) | set(flags))
+    if seconds is not None:
+        outcome["seconds"] = seconds
     path.write_text(json.dumps(outcome))
 
 
 class RestoreCellMetadata(NbGraderPreprocessor):
     """Reset the nbgrader flags of every cell the gradebook knows; flag each change."""
 
-    status_file = Unicode("", help="JSON file where changed cells are flagged.").tag(config=True)
+    status_dir = Unicode("", help="Folder of the JSON files where changed cells are flagged.").tag(
+        config=True
+    )
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
@@ -218,7 +221,7 @@ class RestoreCellMetadata(NbGraderPreprocessor):
                 meta.update(wanted)
                 if name not in graded:
                     meta.pop("points", None)
-        record_outcome(self.status_file, flags=changed)
+        record_outcome(self.status_dir, info.get("student"), flags=changed)
         return nb, resources
 
 
@@ -264,7 +267,14 @@ class _CappedOutput:
 
 
 class _CheckerClient(_CappedOutput, NotebookClient):
-    """The client of the checker kernel (shares the flags and output budget of its executor)."""
+    """A client of the checker kernel that shares the flags and output budget of its executor."""
+
+    @classmethod
+    def wrap(cls, client: NotebookClient, executor) -> _CheckerClient:
+        client.__class__ = cls
+        client.max_output_bytes = executor.max_output_bytes
+        client._flags, client._output_bytes = executor._flags, {}
+        return client
 
 
 class BoundaryExecute(_CappedOutput, Execute):
@@ -285,7 +295,7 @@ class BoundaryExecute(_CappedOutput, Execute):
     max_output_bytes = Integer(
         2_000_000, help="Outputs a cell may produce before the rest is dropped."
     ).tag(config=True)
-    status_file = Unicode("", help="Where to write the execution outcome as JSON.").tag(config=True)
+    status_dir = Unicode("", help="Where to write each student's outcome as JSON.").tag(config=True)
     checker_dir = Unicode(
         "", help="Working folder of the checker kernel (default: the assignment's source folder)."
     ).tag(config=True)
@@ -297,85 +307,47 @@ class BoundaryExecute(_CappedOutput, Execute):
         self._stopped: tuple[str, str] | None = None
         self._flags: list[str] = []
         self._output_bytes: dict[int, int] = {}
-        self._deadline = time.monotonic() + self.notebook_timeout if self.notebook_timeout else None
+        self._started = time.monotonic()
+        self._deadline = self._started + self.notebook_timeout if self.notebook_timeout else None
         info = (resources or {}).get("nbgrader", {})
+        self._student = info.get("student")
         self._roles = (
             cell_roles(info["db_url"], info["notebook"], info["assignment"]) if info else None
         )
         runtime = Path(tempfile.mkdtemp(prefix="boundary-"))
         self._student_connection = str(runtime / "student.json")
-        self._checker = self._launch_checker(nb, runtime, info)
+        self._checker_dir = self.checker_dir or self._default_checker_dir(info)
+        self._warm = warm_checker(self.threads)  # boots while the student's kernel boots
+        self._checker: _CheckerClient | None = None
         try:
             return super().preprocess(nb, resources, km)
         finally:
-            self._shutdown_checker()
             shutil.rmtree(runtime, ignore_errors=True)
             self._write_status()
 
-    # -- kernels -------------------------------------------------------------------------
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
-        km.connection_file = self._student_connection  # the checker reads it from here
+        km.connection_file = self._student_connection  # the checker connects to it
         return km
-
-    def _launch_checker(self, nb, runtime: Path, info: dict) -> _CheckerClient:
-        spec_dir = runtime / "kernels" / "course-checker"
-        spec_dir.mkdir(parents=True)
-        spec = {
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "course checker",
-            "language": "python",
-            "interrupt_mode": "signal",
-        }
-        (spec_dir / "kernel.json").write_text(json.dumps(spec))
-        manager = AsyncKernelManager(
-            kernel_name="course-checker",
-            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(runtime / "kernels")]),
-            transport="ipc",
-            ip=str(runtime / "checker"),
-            connection_file=str(runtime / "checker.json"),
-        )
-        folder = self.checker_dir or self._default_checker_dir(info)
-        client = _CheckerClient(
-            nb,
-            km=manager,
-            timeout=self.timeout,
-            allow_errors=True,
-            interrupt_on_timeout=True,
-            error_on_timeout=self.error_on_timeout,
-            extra_arguments=["--HistoryManager.hist_file=:memory:"],
-            resources={"metadata": {"path": folder}},
-        )
-        client.max_output_bytes, client._flags = self.max_output_bytes, self._flags
-        client._output_bytes = {}
-        env = {
-            **os.environ,
-            boundary.CONNECTION_ENV: self._student_connection,
-            boundary.TIMEOUT_ENV: str(self.timeout),
-        }
-        if self.threads:
-            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(self.threads)
-        client.start_new_kernel(env=env)  # boots while the student's kernel boots
-        return client
 
     def _default_checker_dir(self, info: dict) -> str:
         if not info:
-            return str(Path.cwd())
+            return os.getcwd()
         root = self.config.get("CourseDirectory", {}).get("root") or os.getcwd()
         return str(Path(root) / "source" / info["assignment"])
 
     def _checker_execute(self, cell, index) -> None:
-        if self._checker.kc is None:
-            self._checker.start_new_kernel_client()
+        if self._checker is None:
+            client = self._warm.client(
+                self.nb,
+                self.timeout,
+                allow_errors=True,
+                interrupt_on_timeout=True,
+                error_on_timeout=self.error_on_timeout,
+            )
+            self._checker = _CheckerClient.wrap(client, self)
+            self._warm.prepare(self._checker, self._student_connection, self._checker_dir)
         self._checker.execute_cell(cell, index, store_history=True)
-
-    def _shutdown_checker(self) -> None:
-        with contextlib.suppress(Exception):
-            km, kc = self._checker.km, self._checker.kc
-            if kc is not None:
-                kc.stop_channels()
-            if km is not None and km.has_kernel:
-                run_sync(km.shutdown_kernel)(now=True)
 
     # -- cells ---------------------------------------------------------------------------
     def _role(self, cell) -> str:
@@ -442,6 +414,7 @@ class BoundaryExecute(_CappedOutput, Execute):
         try:
             self._checker_execute(cell, index)
         except Exception as error:
+            discard_checker()  # a new one for the next notebook
             detail = f"{type(error).__name__}: {error}"[:300]
             cell.outputs.append(_error_output("CheckerError", f"the checker failed: {detail}"))
             self._stop("error", f"the checker kernel failed in cell {index} ({detail})")
@@ -459,7 +432,14 @@ class BoundaryExecute(_CappedOutput, Execute):
 
     def _write_status(self) -> None:
         status, message = self._stopped or ("graded", "")
-        record_outcome(self.status_file, status=status, message=message, flags=self._flags)
+        record_outcome(
+            self.status_dir,
+            self._student,
+            status=status,
+            message=message,
+            flags=self._flags,
+            seconds=round(time.monotonic() - self._started, 2),
+        )
 
 
 def _is_test(cell) -> bool:

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -76,51 +77,56 @@ def python_roots() -> list[str]:
 
 
 class Prepared(NamedTuple):
-    """What one grading run needs: nbgrader arguments, its environment, the cgroup to remove."""
+    """What one grading run needs: nbgrader arguments, its environment, and ``cleanup()``
+    (removes what killed kernels may have left: their cgroups)."""
 
     args: list[str]
     env: dict[str, str]
-    cgroup: Cgroup | None
+    cleanup: Callable[[], None]
 
 
 def prepare(
-    policy: SandboxPolicy, assignment: Assignment, scratch: Path, status_file: Path
+    policy: SandboxPolicy, assignment: Assignment, scratch: Path, status_dir: Path
 ) -> Prepared:
     """nbgrader arguments and environment for one autograde run in ``scratch``.
 
-    Always: the notebook-level time budget and the status file of
+    Always: the notebook-level time budget and the status folder of
     :class:`hw_utils.grading.nbgrader_plugins.BoundaryExecute`. With the sandbox: a kernelspec
-    that starts the student's kernel through the launcher, the ``ipc`` transport, and a cgroup.
+    that starts each student's kernel through the launcher (its own cgroup and user id), and
+    the ``ipc`` transport.
     """
     limits = assignment.limits
     args = [
         f"--BoundaryExecute.notebook_timeout={limits.notebook_timeout_s}",
-        f"--BoundaryExecute.status_file={status_file}",
+        f"--BoundaryExecute.status_dir={status_dir}",
         f"--BoundaryExecute.threads={policy.threads}",
-        f"--RestoreCellMetadata.status_file={status_file}",
+        f"--RestoreCellMetadata.status_dir={status_dir}",
     ]
     if not policy.enabled:
-        return Prepared(args, {}, None)
+        return Prepared(args, {}, lambda: None)
     bwrap = require_bwrap()
     scratch = Path(scratch)
     kernel_dir = scratch / "jupyter" / "kernels" / "python3"
     kernel_dir.mkdir(parents=True)
     (scratch / "runtime").mkdir()
-    cgroup = None
-    if policy.limits is not None and policy.limits.kind:
-        cgroup = Cgroup.create(
-            policy.limits, limits.memory_mb, limits.max_processes, policy.threads
-        )
-    root = os.geteuid() == 0
+    support = policy.limits if policy.limits is not None and policy.limits.kind else None
+    prefix = f"course-grade-{uuid.uuid4().hex[:8]}"
     settings = {
         "bwrap": bwrap,
         "python": sys.executable,
         "python_roots": python_roots(),
         "pythonpath": str(Path(hw_utils.__file__).resolve().parent.parent),
         "ipc_link": str(scratch / "ipc"),
-        "uid": FIRST_SANDBOX_UID + random.randrange(4000) if root else None,
-        "cgroup": [str(f) for f in cgroup.folders] if cgroup else None,
-        "address_space_mb": None if cgroup else limits.memory_mb + LIBRARIES_MB,
+        "uids": [FIRST_SANDBOX_UID, FIRST_SANDBOX_UID + 4000] if os.geteuid() == 0 else None,
+        "cgroup": {
+            "kind": support.kind,
+            "parent": {k: str(v) for k, v in support.parent.items()},
+            "prefix": prefix,
+            "memory_mb": limits.memory_mb,
+        }
+        if support
+        else None,
+        "address_space_mb": None if support else limits.memory_mb + LIBRARIES_MB,
         "max_processes": limits.max_processes,
         "disk_mb": limits.disk_mb,
         "threads": policy.threads,
@@ -145,4 +151,9 @@ def prepare(
         "JUPYTER_PATH": str(scratch / "jupyter"),
         "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
     }
-    return Prepared(args, env, cgroup)
+
+    def cleanup() -> None:
+        for cgroup in Cgroup.existing(support, prefix) if support else ():
+            cgroup.remove()
+
+    return Prepared(args, env, cleanup)

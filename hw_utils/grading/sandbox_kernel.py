@@ -10,8 +10,10 @@ signals, and exits with the kernel's status.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
+import random
 import resource
 import signal
 import subprocess
@@ -19,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hw_utils.grading.limits import Cgroup
+from hw_utils.grading.limits import Cgroup, Support
 
 MB = 2**20
 SANDBOX = "/sandbox"  # the one writable tmpfs inside
@@ -164,13 +166,32 @@ def _child_pid(fd: int) -> int | None:
         os.close(fd)
 
 
+def _own_cgroup(settings: dict) -> Cgroup | None:
+    """This kernel's cgroup (memory, processes, CPU), created and joined now."""
+    spec = settings["cgroup"]
+    if not spec:
+        return None
+    support = Support(spec["kind"], {k: Path(v) for k, v in spec["parent"].items()}, "")
+    cgroup = Cgroup.create(
+        support, spec["prefix"], spec["memory_mb"], settings["max_processes"], settings["threads"]
+    )
+    cgroup.join()
+    return cgroup
+
+
 def main(argv: list[str]) -> None:
     settings_path, connection_file, *kernel_args = argv
     settings = json.loads(Path(settings_path).read_text())
-    if settings["cgroup"]:
-        Cgroup([Path(f) for f in settings["cgroup"]]).join()
+    if settings["uids"]:  # a user id of its own: no other kernel's processes are its own
+        settings["uid"] = random.randrange(*settings["uids"])
+    else:
+        settings["uid"] = None
+    _die_with_parent()
+    cgroup = _own_cgroup(settings)
     copy = _inside_connection(connection_file)
     link = Path(settings["ipc_link"])
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()  # left by a kernel that was killed
     read_end, write_end = os.pipe()
     command = bwrap_command(settings, copy, Path.cwd(), kernel_args, write_end)
     set_limits(settings)
@@ -185,7 +206,16 @@ def main(argv: list[str]) -> None:
     with contextlib.suppress(OSError):
         link.unlink()
         copy.unlink()
+    if cgroup is not None:
+        cgroup.remove()
     sys.exit(status if status >= 0 else 128 - status)
+
+
+def _die_with_parent() -> None:
+    """Die when the grading process dies (then bubblewrap, and the sandbox, die with us)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 if __name__ == "__main__":
