@@ -28,9 +28,9 @@ from nbgrader.preprocessors import (
 )
 
 from hw_utils.grading.nbgrader_plugins import (
+    BoundaryExecute,
     HideTestInternals,
     NamedStubClearSolutions,
-    BoundaryExecute,
     RestoreCellMetadata,
     StderrToStdout,
 )
