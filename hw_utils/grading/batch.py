@@ -7,7 +7,8 @@
 4. merge the scores into the course gradebook, put the autograded notebooks where formgrader
    finds them, render feedback with nbgrader (hidden tests stripped);
 5. write ``grades.csv`` (one row per student, a status that says why when something went
-   wrong, the seconds its notebook ran), ``cells.csv`` (per-cell detail) and ``feedback/<student>/`` into the output folder.
+   wrong, the seconds its notebook ran), ``cells.csv`` (per-cell detail) and
+   ``feedback/<student>/`` into the output folder.
 """
 
 from __future__ import annotations
