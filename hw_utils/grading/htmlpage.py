@@ -31,6 +31,7 @@ td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-n
 .bar { display: inline-block; width: 80px; height: 9px; background: #e6e9ef; margin-right: 6px;
        border-radius: 2px; vertical-align: middle; }
 .bar span { display: block; height: 100%; background: #c0392b; border-radius: 2px; }
+td.messages { width: 46%; }
 ol.messages { margin: 0; padding-left: 18px; } ol.messages li { margin-bottom: 4px; }
 .hint { color: #2b6cb0; }
 code, pre { font: 12.5px/1.4 ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; }

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from hw_utils.grading import htmlpage as H
 from hw_utils.grading.autograde import GRADED
@@ -328,6 +329,7 @@ def _histogram(values: list[float], low: float, high: float, xlabel: str, title:
     ax.hist(values, bins=bins, range=(low, high), color=HIST_COLOR, edgecolor="white")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("students")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title, fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)
     return figure
@@ -342,12 +344,14 @@ def _score_figure(dist: Distribution, scores: list[float], name: str, what: str)
         f"{what}: {dist.count} students",
     )
     ax = figure.axes[0]
-    ax.axvline(dist.median, color="black", linewidth=1.5, label=f"median {dist.median:g}")
+    ax.axvline(dist.median, color="black", linewidth=1.5, label=f"median {_fmt(dist.median)}")
     ax.axvline(dist.q1, color="black", linestyle="--", linewidth=1, label="quartiles")
     ax.axvline(dist.q3, color="black", linestyle="--", linewidth=1)
     ax.legend(frameon=False, fontsize=9, loc="upper left")
     return H.PageFigure(
-        name, H.png(figure), f"Score distribution; median {dist.median:g} of {dist.max_score:g}."
+        name,
+        H.png(figure),
+        f"Score distribution; median {_fmt(dist.median)} of {_fmt(dist.max_score)}.",
     )
 
 
@@ -420,7 +424,7 @@ def _cells_table(cells: list[CellSummary]) -> str:
         f'<td class="num lost" data-lost="{c.lost}" data-graded="{c.graded}">'
         f"{H.share_bar(c.share)} ({c.lost} of {c.graded})</td>"
         f'<td class="num points-lost">{_fmt(c.points_lost / c.graded if c.graded else 0)}</td>'
-        f"<td>{_message_list(c.messages)}</td></tr>"
+        f'<td class="messages">{_message_list(c.messages)}</td></tr>'
         for rank, c in enumerate(cells, 1)
     ]
     return H.table(

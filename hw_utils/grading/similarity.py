@@ -224,6 +224,7 @@ def _score_figure(report: SimilarityReport, name: str) -> H.PageFigure:
     ax.hist(report.scores, bins=20, range=(0.0, 1.0), color="#4a6fa5", edgecolor="white")
     ax.axvline(report.threshold, color="#c0392b", linewidth=1.5, label="threshold")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=0.7)
     ax.set_xlabel("similarity of a pair")
     ax.set_ylabel("pairs")
     ax.legend(frameon=False, fontsize=9)
