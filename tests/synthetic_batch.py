@@ -16,6 +16,7 @@ the functions in another order.
 
 from __future__ import annotations
 
+import ast
 import json
 import random
 import re
@@ -36,7 +37,10 @@ from hw_utils.manifest import Assignment, get_assignment
 
 STUB = re.compile(r"( *)# YOUR CODE HERE\n *raise NotImplementedError\([^\n]*\)")
 CASE_NAME = re.compile(r'Case\(\s*f?"([^"{}]+)"')
-LONG_TEXT = re.compile(r'"([^"\n{}]{30,})"')
+LONG_TEXT = re.compile(r'"([^"\n{}]{30,}\.)"')
+HINT_ARG = re.compile(r'hint\s*=\s*"([^"{}]+)"')
+NAMED_HINT = re.compile(r'(\w+_HINTS)\["(\w+)"\]')
+HINT_TABLE = re.compile(r"^(\w+_HINTS) = (\{.*?\n\})", re.S | re.M)
 WORDS = ["acc", "total", "row", "col", "step", "tap", "grid", "patch", "window", "value", "part"]
 FLAGS = ["renamed_notebook", "static:magic", "cell_timeout:1", "static:reference"]
 
@@ -55,11 +59,26 @@ def _visible(source: str) -> str:
     return source
 
 
-def _messages(cell, rng: random.Random) -> list[str]:
-    """Two or three failure texts for a test cell, each printed by the real checks."""
+def _hint_tables(sources) -> dict[str, dict[str, str]]:
+    """Hint dictionaries of the notebooks' helper cells (``CONV_HINTS = {...}``)."""
+    return {
+        name: ast.literal_eval(table)
+        for source in sources.values()
+        for cell in source.cells
+        for name, table in HINT_TABLE.findall(cell.source)
+    }
+
+
+def _messages(cell, tables: dict[str, dict[str, str]], rng: random.Random) -> list[str]:
+    """Two or three failure texts for a test cell, each printed by the real checks with a case
+    name and a hint of the cell's visible tests."""
     visible = _visible(cell.source)
     names = CASE_NAME.findall(visible) or [C.grade_id(cell).removeprefix("test_")]
-    hints = LONG_TEXT.findall(visible) or [None]
+    hints = [
+        *(h for h in HINT_ARG.findall(visible) if len(h) >= 10),
+        *(t for t in LONG_TEXT.findall(visible) if t not in names),
+        *(tables[t][k] for t, k in NAMED_HINT.findall(visible) if k in tables.get(t, {})),
+    ] or [None]
     expected = torch.zeros(2, 3, dtype=torch.float64)
     kinds = [
         lambda name, hint: checks.assert_close(expected + 0.5, expected, name, hint=hint),
@@ -186,11 +205,12 @@ def make_batch(
         nb: C.read_notebook(C.source_notebook(course, assignment_id, nb))
         for nb in assignment.notebooks
     }
+    tables = _hint_tables(sources)
     klass = _Class(
         sources,
         {nb: C.read_notebook(C.release_notebook(course, assignment_id, nb)) for nb in sources},
         {
-            C.grade_id(cell): (cell, rng.uniform(0.05, 0.7), _messages(cell, rng))
+            C.grade_id(cell): (cell, rng.uniform(0.05, 0.7), _messages(cell, tables, rng))
             for source in sources.values()
             for cell in source.cells
             if C.is_test(cell)

@@ -172,13 +172,6 @@ def distribution(scores: list[float], max_score: float) -> Distribution:
     )
 
 
-def _percentile(ordered: list[float], fraction: float) -> float:
-    position = fraction * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def _messages(failures: list[list[Failure]]) -> tuple[MessageCount, ...]:
     """The most frequent messages of a cell; ``failures`` has one list per student."""
     students: Counter = Counter()
@@ -197,6 +190,7 @@ def _messages(failures: list[list[Failure]]) -> tuple[MessageCount, ...]:
 def _cell_summaries(
     course_root: Path, assignment: Assignment, results: list[StudentResult]
 ) -> list[CellSummary]:
+    """Every test cell, in notebook order."""
     tests = graded_tests(course_root, assignment)
     hidden = HiddenText(course_root, assignment)
     scores = {(r.student_id, c.notebook, c.grade_id): c for r in results for c in r.cells}
@@ -227,13 +221,19 @@ def _cell_summaries(
                 output = cells.get(test.grade_id)
                 failures.append(cell_failures(output or {}, hidden))
         summaries.append(CellSummary(test, graded, lost, points_lost, _messages(failures)))
-    order = {test.grade_id: i for i, test in enumerate(tests)}
-    return sorted(summaries, key=lambda s: (-s.share, -s.points_lost, order[s.test.grade_id]))
+    return summaries
+
+
+def _most_failed_first(cells: list[CellSummary]) -> list[CellSummary]:
+    """By share of students who lost points, then points lost, then notebook order."""
+    order = {id(cell): i for i, cell in enumerate(cells)}
+    return sorted(cells, key=lambda c: (-c.share, -c.points_lost, order[id(c)]))
 
 
 def _function_summaries(cells: list[CellSummary]) -> list[FunctionSummary]:
+    """Per function (its test cells in notebook order), the most points lost first."""
     grouped: dict[str, list[CellSummary]] = {}
-    for cell in sorted(cells, key=lambda c: c.test.notebook):
+    for cell in cells:
         grouped.setdefault(cell.test.function or NO_FUNCTION, []).append(cell)
     summaries = [
         FunctionSummary(
@@ -257,7 +257,9 @@ def _time(batch: dict[str, BatchRow]) -> TimeSummary | None:
     return TimeSummary(
         len(ordered),
         statistics.median(ordered),
-        _percentile(ordered, 0.9),
+        statistics.quantiles(ordered, n=10, method="inclusive")[-1]
+        if len(ordered) > 1
+        else ordered[0],
         ordered[-1],
         tuple((r.student_id, r.seconds) for r in slowest),
     )
@@ -289,7 +291,7 @@ def assignment_report(
         distribution([r.score for r in results], max(r.max_score for r in results)),
         sum(r.needs_manual_grade for r in results),
         dict(Counter(row.status for row in batch.values()).most_common()),
-        cells,
+        _most_failed_first(cells),
         _function_summaries(cells),
         _time(batch),
         flagged,
