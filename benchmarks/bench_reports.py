@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # this checkout's hw_utils and test helpers
 
 from conftest import scratch_course  # noqa: E402
 from synthetic_batch import make_batch  # noqa: E402

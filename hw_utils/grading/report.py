@@ -349,7 +349,7 @@ def _score_figure(dist: Distribution, scores: list[float], name: str, what: str)
     ax.axvline(dist.median, color="black", linewidth=1.5, label=f"median {_fmt(dist.median)}")
     ax.axvline(dist.q1, color="black", linestyle="--", linewidth=1, label="quartiles")
     ax.axvline(dist.q3, color="black", linestyle="--", linewidth=1)
-    ax.legend(frameon=False, fontsize=9, loc="upper left")
+    ax.legend(frameon=False, fontsize=9, loc="best")
     return H.PageFigure(
         name,
         H.png(figure),
