@@ -7,15 +7,22 @@ from __future__ import annotations
 
 import csv
 import json
-import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy.exc import SAWarning
+from nbgrader.api import (
+    Assignment,
+    BaseCell,
+    Grade,
+    Gradebook,
+    Notebook,
+    Student,
+    SubmittedAssignment,
+    SubmittedNotebook,
+)
 
 from hw_utils.grading.gradebook import default_db_url
-from hw_utils.manifest import Assignment
+from hw_utils.manifest import Assignment as ManifestAssignment
 
 
 class GradingOutputError(ValueError):
@@ -71,59 +78,68 @@ def _never_graded(assignment_id: str, db_url: str) -> GradingOutputError:
 
 
 def read_results(db_url: str, assignment_id: str) -> list[StudentResult]:
-    """Every submission of the assignment in the gradebook, by student id."""
-    results = []
-    with Gradebook(db_url) as gb, warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)
-        try:
-            submissions = gb.find_assignment(assignment_id).submissions
-        except MissingEntry:
-            submissions = []
-        for submission in submissions:
-            cells = tuple(
-                CellResult(
-                    notebook.name,
-                    grade.name,
-                    None if grade.needs_manual_grade else float(grade.score),
-                    float(grade.max_score),
-                )
-                for notebook in submission.notebooks
-                for grade in notebook.grades
+    """Every submission of the assignment in the gradebook, by student id (one query: nbgrader's
+    objects would load each grade's maximum separately)."""
+    with Gradebook(db_url) as gb:
+        rows = (
+            gb.db.query(
+                Student.id,
+                Notebook.name,
+                BaseCell.name,
+                Grade.score,
+                Grade.max_score,
+                Grade.needs_manual_grade,
             )
-            results.append(
-                StudentResult(
-                    submission.student.id,
-                    float(submission.score),
-                    float(submission.max_score),
-                    bool(submission.needs_manual_grade),
-                    cells,
-                )
-            )
-    if not results:
+            .select_from(Grade)
+            .join(BaseCell, Grade.cell_id == BaseCell.id)
+            .join(SubmittedNotebook, Grade.notebook_id == SubmittedNotebook.id)
+            .join(Notebook, SubmittedNotebook.notebook_id == Notebook.id)
+            .join(SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id)
+            .join(Assignment, SubmittedAssignment.assignment_id == Assignment.id)
+            .join(Student, SubmittedAssignment.student_id == Student.id)
+            .filter(Assignment.name == assignment_id)
+            .all()
+        )
+    cells: dict[str, list[CellResult]] = {}
+    for student, notebook, grade_id, score, max_score, pending in rows:
+        score = None if pending else float(score)
+        cells.setdefault(student, []).append(
+            CellResult(notebook, grade_id, score, float(max_score))
+        )
+    if not cells:
         raise _never_graded(assignment_id, db_url)
-    return sorted(results, key=lambda r: r.student_id)
+    return [
+        StudentResult(
+            student,
+            sum(c.score for c in found if c.score is not None),
+            sum(c.max_score for c in found),
+            any(c.score is None for c in found),
+            tuple(found),
+        )
+        for student, found in sorted(cells.items())
+    ]
 
 
 def read_course(
-    db_url: str, assignments: list[Assignment]
-) -> tuple[list[Assignment], dict[str, float], dict[str, dict[str, float]]]:
+    db_url: str, assignments: list[ManifestAssignment]
+) -> tuple[list[ManifestAssignment], dict[str, float], dict[str, dict[str, float]]]:
     """The graded assignments (course order), their maximum points, and per student the score
     of each assignment the student has a submission of."""
-    graded, maxima, scores = [], {}, {}
     with Gradebook(db_url) as gb:
-        for assignment in assignments:
-            try:
-                found = gb.find_assignment(assignment.id)
-            except MissingEntry:
-                continue
-            if not found.submissions:
-                continue
-            graded.append(assignment)
-            maxima[assignment.id] = float(found.max_score)
-            for submission in found.submissions:
-                scores.setdefault(submission.student.id, {})[assignment.id] = float(
-                    submission.score
-                )
+        rows = (
+            gb.db.query(
+                Assignment.name, Assignment.max_score, Student.id, SubmittedAssignment.score
+            )
+            .select_from(SubmittedAssignment)
+            .join(Assignment, SubmittedAssignment.assignment_id == Assignment.id)
+            .join(Student, SubmittedAssignment.student_id == Student.id)
+            .all()
+        )
+    maxima, scores = {}, {}
+    for assignment_id, max_score, student, score in rows:
+        maxima[assignment_id] = float(max_score)
+        scores.setdefault(student, {})[assignment_id] = float(score)
+    graded = [a for a in assignments if a.id in maxima]
     if not graded:
         names = ", ".join(a.id for a in assignments) or "none"
         raise GradingOutputError(
@@ -131,7 +147,17 @@ def read_course(
             f"the manifest: {names}): grade one first with course grade <assignment> "
             "--submissions <folder-or-zip> --out <folder>."
         )
-    return graded, maxima, scores
+    known = {a.id for a in graded}
+    maxima = {a.id: maxima[a.id] for a in graded}
+    return (
+        graded,
+        maxima,
+        {
+            student: {a: v for a, v in found.items() if a in known}
+            for student, found in scores.items()
+            if known & set(found)
+        },
+    )
 
 
 def read_grades_csv(folder: Path) -> dict[str, BatchRow]:
