@@ -20,6 +20,7 @@ from nbgrader.api import (
     SubmittedAssignment,
     SubmittedNotebook,
 )
+from sqlalchemy.engine import make_url
 
 from hw_utils.grading.gradebook import default_db_url
 from hw_utils.manifest import Assignment as ManifestAssignment
@@ -61,9 +62,10 @@ class BatchRow(NamedTuple):
 def gradebook_url(course_root: Path, db_url: str | None = None) -> str:
     """The gradebook's URL; for SQLite, the file must exist (opening it would create it)."""
     url = db_url or default_db_url(course_root)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
         raise GradingOutputError(
-            f"No gradebook at {url.removeprefix('sqlite:///')}: grade first "
+            f"No gradebook at {parsed.database}: grade first "
             "(course grade <assignment> --submissions ... --out ...), or pass --db with the "
             "gradebook's URL."
         )
