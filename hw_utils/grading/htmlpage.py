@@ -40,7 +40,7 @@ figcaption { font-size: 13px; color: #4a5568; }
 .banner { background: #fff8e1; border: 1px solid #e8c66a; border-radius: 6px; padding: 8px 12px; }
 .pair { background: #fff; border: 1px solid #d8dce3; border-radius: 6px; margin: 16px 0;
         padding: 8px 12px; }
-.sides { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
+.sides { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 10px; }
 .sides pre { margin: 0; padding: 8px; background: #f6f7f9; border: 1px solid #e2e5ea;
              max-height: 520px; overflow: auto; white-space: pre; }
 mark { background: #ffd54f; color: inherit; }

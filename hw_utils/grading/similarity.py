@@ -31,6 +31,7 @@ import numpy as np
 from copydetect import CodeFingerprint, compare_files
 from copydetect.utils import highlight_overlap
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from hw_utils.grading import cells as C
 from hw_utils.grading import htmlpage as H
@@ -225,6 +226,8 @@ def _score_figure(report: SimilarityReport, name: str) -> H.PageFigure:
     ax.axvline(report.threshold, color="#c0392b", linewidth=1.5, label="threshold")
     ax.set_yscale("log")
     ax.set_ylim(bottom=0.7)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("similarity of a pair")
     ax.set_ylabel("pairs")
     ax.legend(frameon=False, fontsize=9)
@@ -268,7 +271,8 @@ def write_similarity_report(report: SimilarityReport, out_dir: Path) -> Similari
     ]
     compared = len(report.codes) - len(report.without_code)
     without = (
-        f"{len(report.without_code)} with nothing beyond the released code (not compared): "
+        f"{len(report.without_code)} with too little code of their own to fingerprint (not "
+        "compared): "
         f"{', '.join(H.esc(s) for s in report.without_code)}."
         if report.without_code
         else "Every student wrote code of their own."
