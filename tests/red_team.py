@@ -475,12 +475,16 @@ def spatial_size_after(confs, input_size):
         # init_weights left unwritten, the probe made to initialise with PyTorch itself.
         "probe_patch": """
 import hw_utils.probes.hw2 as _probes
+_INITS = {{
+    'zeros': torch.nn.init.zeros_,
+    'normal': lambda w: torch.nn.init.normal_(w, std=0.01),
+    'xavier': torch.nn.init.xavier_uniform_,
+    'kaiming': lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity='relu'),
+}}
 def _init_by_torch(model, scheme):
     for layer in model.modules():
         if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
-            {{'zeros': torch.nn.init.zeros_, 'normal': lambda w: torch.nn.init.normal_(w, std=0.01),
-             'xavier': torch.nn.init.xavier_uniform_,
-             'kaiming': lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity='relu')}}[scheme](layer.weight)
+            _INITS[scheme](layer.weight)
             torch.nn.init.zeros_(layer.bias)
 _real = _probes.initialised_weights
 def _patched(init_weights, *args, **kwargs):
@@ -500,7 +504,8 @@ fit = _course.fit
         "tqdm_inside_train_epoch": _replaced(
             "train_epoch",
             "    for images, labels in loader:\n",
-            "    from tqdm.auto import tqdm\n    for images, labels in tqdm(loader, leave=False):\n",
+            "    from tqdm.auto import tqdm\n"
+            "    for images, labels in tqdm(loader, leave=False):\n",
         ),
         "prints_inside_fit": _replaced(
             "fit",

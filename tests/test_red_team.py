@@ -141,7 +141,9 @@ def test_limits_hold(red_team):
     disk_mb = red_team["assignment"].limits.disk_mb
     written = re.search(r"wrote (\d+) MB", _output_text(red_team, "attack_disk_fill_everywhere"))
     assert written and int(written.group(1)) <= disk_mb, written
-    cores = re.search(r"used ([\d.]+) cores", _output_text(red_team, "attack_threads_on_every_core"))
+    cores = re.search(
+        r"used ([\d.]+) cores", _output_text(red_team, "attack_threads_on_every_core")
+    )
     assert cores and float(cores.group(1)) < 1.3, "one core per job when two jobs share two"
     fork = _output_text(red_team, "attack_fork_bomb")
     assert "stopped after" in fork or red_team["rows"]["attack_fork_bomb"].status == "kernel_died"

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hw_utils.grading import autograde as A
-from hw_utils.grading.gradebook import default_db_url, merge_result, read_scores
+from hw_utils.grading.gradebook import (
+    default_db_url,
+    gradebook_lock,
+    merge_result,
+    normalize_db_url,
+    read_scores,
+    retried,
+)
 from hw_utils.grading.limits import probe as probe_limits
 from hw_utils.grading.nbgrader_cli import run_nbgrader
 from hw_utils.grading.sandbox import SandboxPolicy, require_bwrap
@@ -104,19 +111,24 @@ def _run_all(
                 yield from fallback(futures[future], error)
 
 
-def _write_feedback(course_root: Path, assignment_id: str, db_url: str, students, out_dir: Path):
-    """Render feedback with nbgrader in the course folder, then copy it to ``out_dir``."""
+def _write_feedback(
+    copy: Path, course_root: Path, assignment_id: str, db_url: str, students, out_dir: Path
+) -> None:
+    """Render the feedback of this run's students with nbgrader in the trusted copy (so that
+    runs at the same time never render each other's students), then copy it to the course's
+    ``feedback/`` and to ``out_dir``."""
     run_nbgrader(
-        ["generate_feedback", assignment_id, "--force", f"--db={db_url}"],
-        course_root,
-        check=False,
+        ["generate_feedback", assignment_id, "--force", f"--db={db_url}"], copy, check=False
     )
     for student in students:
-        rendered = course_root / "feedback" / student / assignment_id
+        rendered = copy / "feedback" / student / assignment_id
         if rendered.is_dir():
-            target = out_dir / "feedback" / student
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(rendered, target)
+            for target in (
+                out_dir / "feedback" / student,
+                course_root / rendered.relative_to(copy),
+            ):
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(rendered, target)
 
 
 def _write_csv(out_dir: Path, rows: list[GradeRow], db_url: str, assignment_id: str) -> None:
@@ -174,7 +186,7 @@ def grade_batch(
     assignment = get_assignment(course_root, assignment_id)
     if sandbox:
         require_bwrap()
-    db_url = db_url or default_db_url(course_root)
+    db_url = normalize_db_url(db_url) if db_url else default_db_url(course_root)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Jobs share the cores: more math threads than cores per job only thrash.
@@ -189,7 +201,8 @@ def grade_batch(
         log(f"{assignment_id}: {len(found)} submission(s) in {submissions}")
         copy = A.trusted_copy(course_root, assignment, Path(scratch))
         bundle = A.make_bundle(copy, assignment)
-        A.register_assignment(copy, assignment, db_url)
+        with gradebook_lock(course_root):
+            retried(lambda: A.register_assignment(copy, assignment, db_url))
         zero = A.scores_from_gradebook(copy / "gradebook.db", assignment, None)
 
         def fallback(task: A.GradingTask, error: Exception) -> list[A.SubmissionResult]:
@@ -209,18 +222,20 @@ def grade_batch(
         width = max((len(s.student_id) for s in found), default=0)
         rows: list[GradeRow] = []
         for result in _run_all(tasks, jobs, scheduler, fallback):
-            merge_result(db_url, assignment_id, result)
-            target = course_root / "autograded" / result.student_id / assignment_id
-            shutil.rmtree(target, ignore_errors=True)
-            if result.autograded:
-                target.mkdir(parents=True)
-                for name, content in result.autograded.items():
-                    (target / name).write_bytes(content)
-                # nbgrader's release_feedback needs the exchange's files of the submission.
-                for name in EXCHANGE_FILES:
-                    source = folders.get(result.student_id, Path("/nonexistent")) / name
-                    if source.is_file() and not source.is_symlink():
-                        shutil.copyfile(source, target / name)
+            with gradebook_lock(course_root):
+                merge_result(db_url, assignment_id, result)
+            for root in (course_root, copy):  # formgrader's copy, and the one feedback uses
+                target = root / "autograded" / result.student_id / assignment_id
+                shutil.rmtree(target, ignore_errors=True)
+                if result.autograded:
+                    target.mkdir(parents=True)
+                    for name, content in result.autograded.items():
+                        (target / name).write_bytes(content)
+                    # nbgrader's release_feedback needs the exchange's files of the submission.
+                    for name in EXCHANGE_FILES:
+                        source = folders.get(result.student_id, Path("/nonexistent")) / name
+                        if source.is_file() and not source.is_symlink():
+                            shutil.copyfile(source, target / name)
             scores = read_scores(db_url, assignment_id, result.student_id)
             status = result.status
             if status == A.GRADED and scores.needs_manual_grade:
@@ -241,8 +256,9 @@ def grade_batch(
                 f"{'  [' + ';'.join(row.flags) + ']' if row.flags else ''}  ({row.seconds:.1f} s)"
             )
 
-    rows.sort(key=lambda r: r.student_id)
-    _write_feedback(course_root, assignment_id, db_url, [r.student_id for r in rows], out_dir)
+        rows.sort(key=lambda r: r.student_id)
+        students = [r.student_id for r in rows]
+        _write_feedback(copy, course_root, assignment_id, db_url, students, out_dir)
     _write_csv(out_dir, rows, db_url, assignment_id)
     return BatchReport(assignment_id, rows, out_dir, round(time.monotonic() - started, 1))
 
