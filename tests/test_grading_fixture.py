@@ -182,7 +182,15 @@ def test_every_student_has_a_row_and_max_score(batch):
     assert set(batch["rows"]) == expected_students
     with open(batch["out"] / "grades.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["student_id", "score", "max_score", "status", "flags", "message"]
+    assert list(rows[0]) == [
+        "student_id",
+        "score",
+        "max_score",
+        "status",
+        "flags",
+        "message",
+        "seconds",
+    ]
     assert {r["student_id"] for r in rows} == expected_students
     assert {r["max_score"] for r in rows} == {"10"}
 
