@@ -62,8 +62,10 @@ def test_model_layers_runs_the_part_under_test_with_the_tests_parameters():
     torch.manual_seed(0)  # the probe's seed before its pass: the same dropout
     with torch.no_grad():
         assert torch.allclose(report["output"], reference.train()(x))
-    head = hw2.model_layers(_cnn, (), "head", {"Linear": [[torch.ones(4, 12), torch.zeros(4)]]}, x)
-    assert head["layers"] == ["Flatten", "Linear(12->4)"] and head["output"] is not None
+    flat, linear = torch.rand(2, 12, dtype=torch.float64), [torch.ones(4, 12), torch.zeros(4)]
+    head = hw2.model_layers(_cnn, (), "head", {"Linear": [linear]}, flat)
+    assert head["layers"] == ["Flatten", "Linear(12->4)"]
+    assert torch.allclose(head["output"], flat.sum(dim=1, keepdim=True).expand(2, 4))
 
 
 def test_model_layers_reports_parameters_that_do_not_fit():

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from hw_utils.boundary import NotDataError
 from hw_utils.checks import CheckFailed
 from hw_utils.probes import common
 
@@ -32,7 +33,7 @@ def test_call_each_keeps_every_value_and_error_and_outcome_replays_them():
         common.outcome(entries[2])
     with pytest.raises(CheckFailed, match="a check inside"):
         common.outcome(entries[3])
-    with pytest.raises(TypeError, match=r"numpy\.ndarray"):  # NotDataError is a TypeError
+    with pytest.raises(NotDataError, match=r"numpy\.ndarray"):
         common.outcome(entries[4])
 
 

@@ -9,7 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from hw_utils.boundary.data import error_from_data, error_to_data, to_data
+from hw_utils.boundary.calls import ForbiddenCallError
+from hw_utils.boundary.data import (
+    BoundaryError,
+    NotDataError,
+    error_from_data,
+    error_to_data,
+    to_data,
+)
 from hw_utils.checks import CheckFailed
 
 
@@ -118,7 +125,10 @@ def call_each(
     return entries
 
 
-_KNOWN_ERRORS = {"hw_utils.checks.CheckFailed": CheckFailed}
+_KNOWN_ERRORS = {  # as across the boundary: these come back as themselves
+    f"{kind.__module__}.{kind.__qualname__}": kind
+    for kind in (CheckFailed, ForbiddenCallError, NotDataError, BoundaryError)
+}
 
 
 def outcome(entry: dict[str, Any]) -> Any:
