@@ -223,6 +223,9 @@ def _autograde(course: Path, task: GradingTask, works: list, scratch: Path, resu
         "autograde",
         assignment.id,
         "--force",
+        # the group's own template gradebook, whatever db_url the course's config names (the
+        # team's server is merged into afterwards, by the trusted side)
+        f"--db=sqlite:///{template_db}",
         f"--BoundaryExecute.timeout={limits.cell_timeout_s}",
         f"--BoundaryExecute.checker_dir={checker_dir}",
         f"--LimitOutput.max_lines={limits.output_max_lines}",
