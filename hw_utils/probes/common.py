@@ -34,6 +34,9 @@ def one_thread() -> Iterator[None]:
 
 
 def _build(factory: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], seed: int):
+    # Probes that only forward to the student's code hide their frames (as the boundary does):
+    # a student's traceback goes from the test cell straight into their own code.
+    __tracebackhide__ = True
     torch.manual_seed(seed)
     return factory(*args, **kwargs)
 
@@ -52,6 +55,7 @@ def module_state(
         {name: tensor}, "state_dict": {key: tensor}}``; ``attributes`` are the tensors and
         ``None`` values set directly on the module (e.g. ``bias = None``), by attribute name.
     """
+    __tracebackhide__ = True
     module = _build(factory, args, kwargs or {}, seed)
     if not isinstance(module, nn.Module):
         return {"class": type(module).__name__, "is_module": False}
@@ -94,6 +98,7 @@ def module_forward(
     Returns:
         ``{"outputs": [tensor, ...], "state_dict": {...} after the passes}``.
     """
+    __tracebackhide__ = True
     module = _build(factory, args, kwargs, seed)
     if state_dict is not None:
         module.load_state_dict(state_dict)
