@@ -215,6 +215,7 @@ def run_optimizer(
         "borrowed": [sorted names of PyTorch's implementations that ran; empty unless
         watch]}``; a state dict that is not data comes back as ``{"not_data": message}``.
     """
+    __tracebackhide__ = True  # a student's traceback goes from the test to their own code
     given, flat = _parameters(params)
     trajectory: list[list[Tensor]] = []
     lrs: list[list[float]] = []
@@ -272,6 +273,7 @@ def call_in_place(
         ``{"tensors": the copies after the call, "returned": type name of the return value,
         "borrowed": PyTorch optimizer implementations that ran, as in run_optimizer}``.
     """
+    __tracebackhide__ = True
     copies = [t.detach().clone() for t in tensors]
     borrowed: set[str] = set()
     with _watching(borrowed) if watch else contextlib.nullcontext():
