@@ -190,10 +190,12 @@ def _fused_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps,
 
 
 @pytest.mark.parametrize("optimizer_class", [Subclassed, Delegating])
-def test_the_watch_reports_torchs_optimizer_however_it_is_reached(optimizer_class):
+def test_while_watching_torchs_optimizer_refuses_however_it_is_reached(optimizer_class):
     params, grads = _problem(steps=2)
-    report = hw5.run_optimizer(optimizer_class, params, grads, {"lr": 0.1}, watch=True)
-    assert "torch.optim.adam._single_tensor_adam" in report["borrowed"]
+    with pytest.raises(RuntimeError, match="PyTorch's own optimizer ran inside yours"):
+        hw5.run_optimizer(optimizer_class, params, grads, {"lr": 0.1}, watch=True)
+    unwatched = hw5.run_optimizer(optimizer_class, params, grads, {"lr": 0.1})
+    assert len(unwatched["params"]) == 2, "PyTorch's code is restored after the watch"
     honest = hw5.run_optimizer(StandInAdam, params, grads, {"lr": 0.1}, watch=True)
     assert honest["borrowed"] == [], "the base class and the course's update are not borrowed"
 
@@ -223,3 +225,64 @@ def test_every_name_to_forbid_resolves_and_forbidding_them_stops_torchs_adam():
 
 def test_the_stand_in_is_a_course_reference_for_adam_update():
     assert all_references()["hw_utils.probes.hw5.adam_update"] == "adam_update"
+
+
+def test_construct_reports_the_exception_and_what_ran():
+    params, _ = _problem(steps=0)
+    report = hw5.construct(Subclassed, params, {"lr": -1.0}, watch=True)
+    assert report["raised"][:2] == ["ValueError", "Exception"]
+    assert "torch.optim.adam.Adam.__init__" in report["borrowed"]
+    honest = hw5.construct(StandInAdam, params, {"lr": 0.1}, watch=True)
+    assert honest == {"raised": [], "message": "", "borrowed": []}
+
+
+def _threaded_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps):
+    """Torch's functional Adam, captured beforehand, run in a raw thread the profile cannot
+    see; its exception (if any) stays in the thread."""
+    import _thread
+
+    from torch.optim.adam import _single_tensor_adam
+
+    done, failures = _thread.allocate_lock(), []
+    done.acquire()
+
+    def work():
+        try:
+            _single_tensor_adam(
+                [param],
+                [grad],
+                [exp_avg],
+                [exp_avg_sq],
+                [],
+                [torch.tensor(float(step - 1))],
+                None,
+                None,
+                amsgrad=False,
+                has_complex=False,
+                beta1=beta1,
+                beta2=beta2,
+                lr=lr,
+                weight_decay=0.0,
+                eps=eps,
+                maximize=False,
+                capturable=False,
+                differentiable=False,
+                decoupled_weight_decay=False,
+            )
+        except RuntimeError as error:
+            failures.append(str(error))
+        finally:
+            done.release()
+
+    _thread.start_new_thread(work, ())
+    done.acquire()
+    return failures
+
+
+def test_while_watching_torchs_implementations_refuse_to_run_even_in_another_thread():
+    tensors = [torch.ones(2), torch.ones(2), torch.zeros(2), torch.zeros(2)]
+    kwargs = {"step": 1, "lr": 0.1, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
+    watched = hw5.call_in_place(_threaded_update, tensors, kwargs, watch=True)
+    assert torch.equal(watched["tensors"][2], torch.zeros(2)), "the update did not happen"
+    unwatched = hw5.call_in_place(_threaded_update, tensors, kwargs)
+    assert not torch.equal(unwatched["tensors"][2], torch.zeros(2)), "restored afterwards"

@@ -12,7 +12,9 @@ A student's optimizer must not hand the work to PyTorch's. :data:`TORCH_IMPLEMEN
 PyTorch's implementations by name, for the tests to forbid while the student's code runs
 (``student.forbidding``); with ``watch=True`` a probe also reports every such implementation that
 ran during the probe (``"borrowed"``), however it was reached (a reference captured before the
-test, a subclass, a fused kernel), observed with a profile hook.
+test, a subclass, a fused kernel), observed with a profile hook, and PyTorch's Python
+implementations refuse to run at all while it watches (their code is swapped for one that
+raises), even from a thread the profile hook does not see.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib
+import inspect
 import math
 import sys
 import threading
@@ -82,6 +85,52 @@ FUSED_KERNELS = ("_fused_adam", "_fused_sgd")
 """Name prefixes of PyTorch's fused optimizer kernels (``torch._fused_adamw_``...)."""
 
 
+PYTHON_IMPLEMENTATIONS = (
+    "torch.optim.adam._single_tensor_adam",
+    "torch.optim.adam._multi_tensor_adam",
+    "torch.optim.adam._fused_adam",
+    "torch.optim.sgd._single_tensor_sgd",
+    "torch.optim.sgd._multi_tensor_sgd",
+    "torch.optim.sgd._fused_sgd",
+)
+"""The Python functions that do the arithmetic of PyTorch's Adam, AdamW and SGD (every public
+entry point ends in one of them)."""
+
+
+def _refuse(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError(
+        "PyTorch's own optimizer ran inside yours, which these tests do not allow: write the "
+        "update yourself."
+    )
+
+
+def _implementation(path: str) -> Any:
+    module_name, _, name = path.rpartition(".")
+    function = getattr(importlib.import_module(module_name), name, None)
+    return function if inspect.isfunction(function) and not function.__code__.co_freevars else None
+
+
+# The function objects themselves, found when this module is imported (before a test replaces
+# the names with stubs): a reference a student captured is one of these objects.
+_IMPLEMENTATIONS = tuple(
+    f for f in (_implementation(path) for path in PYTHON_IMPLEMENTATIONS) if f is not None
+)
+
+
+@contextlib.contextmanager
+def _disarmed() -> Iterator[None]:
+    """Inside the block, PyTorch's optimizer implementations raise instead of computing, under
+    any name and in any thread (the function objects themselves run :func:`_refuse`'s code)."""
+    swapped = [(function, function.__code__) for function in _IMPLEMENTATIONS]
+    for function, _ in swapped:
+        function.__code__ = _refuse.__code__
+    try:
+        yield
+    finally:
+        for function, code in swapped:
+            function.__code__ = code
+
+
 @contextlib.contextmanager
 def _watching(borrowed: set[str]) -> Iterator[None]:
     """Inside the block, add to ``borrowed`` the name of every PyTorch optimizer implementation
@@ -102,7 +151,8 @@ def _watching(borrowed: set[str]) -> Iterator[None]:
     sys.setprofile(hook)
     threading.setprofile(hook)
     try:
-        yield
+        with _disarmed():
+            yield
     finally:
         sys.setprofile(previous)
         threading.setprofile(previous_threads)
@@ -257,6 +307,38 @@ def run_optimizer(
         "state_dict": saved,
         "borrowed": sorted(borrowed),
     }
+
+
+def construct(
+    optimizer_class: Callable[..., torch.optim.Optimizer],
+    params: Sequence[Any],
+    kwargs: dict[str, Any],
+    *,
+    watch: bool = False,
+) -> dict[str, Any]:
+    """Build ``optimizer_class(params, **kwargs)`` (e.g. with a bad hyper-parameter) and report
+    what happened, an exception included.
+
+    Returns:
+        ``{"raised": the names of the exception's classes, most derived first ([] when the
+        constructor returned), "message": its message, "borrowed": PyTorch optimizer
+        implementations that ran, as in run_optimizer}``.
+    """
+    __tracebackhide__ = True
+    given, _ = _parameters(params)
+    borrowed: set[str] = set()
+    raised: list[str] = []
+    message = ""
+    with _watching(borrowed) if watch else contextlib.nullcontext(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            optimizer_class(given, **kwargs)
+        except NotImplementedError:
+            raise  # an untouched stub stops the test with its own message
+        except Exception as error:
+            raised = [kind.__name__ for kind in type(error).__mro__]
+            message = str(error)
+    return {"raised": raised, "message": message, "borrowed": sorted(borrowed)}
 
 
 def call_in_place(
