@@ -2,9 +2,15 @@
 through it), the in-place call of adam_update, the course's adam_update stand-in, and the watch
 that reports PyTorch's own optimizers running inside a student's."""
 
+import _thread
+import contextlib
+import sys
+import threading
+
 import pytest
 import torch
 from torch import nn
+from torch.optim.adam import _single_tensor_adam
 
 from hw_utils.boundary import calls
 from hw_utils.probes import hw5
@@ -200,15 +206,64 @@ def test_while_watching_torchs_optimizer_refuses_however_it_is_reached(optimizer
     assert honest["borrowed"] == [], "the base class and the course's update are not borrowed"
 
 
-def test_the_watch_reports_a_fused_kernel_and_restores_the_profile_hooks():
-    tensors = [torch.ones(2), torch.ones(2), torch.zeros(2), torch.zeros(2)]
-    kwargs = {"step": 1, "lr": 0.1, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
-    report = hw5.call_in_place(_fused_update, tensors, kwargs, watch=True)
-    assert report["borrowed"] == ["torch._fused_adam_"]
-    import sys
-    import threading
+def _fused_update_caught(*args, **kwargs):
+    """The fused kernel tried; what it raises is swallowed."""
+    with contextlib.suppress(RuntimeError):
+        _fused_update(*args, **kwargs)
 
+
+UPDATE_TENSORS = [torch.ones(2), torch.ones(2), torch.zeros(2), torch.zeros(2)]
+UPDATE_KWARGS = {"step": 1, "lr": 0.1, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
+
+
+def test_the_watch_reports_a_fused_kernel_and_restores_the_profile_hooks():
+    report = hw5.call_in_place(_fused_update_caught, UPDATE_TENSORS, UPDATE_KWARGS, watch=True)
+    assert report["borrowed"] == ["torch._fused_adam_"]
+    assert torch.equal(report["tensors"][0], torch.ones(2)), "the kernel refused to run"
     assert sys.getprofile() is None and threading.getprofile() is None
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    [None, torch.ops.aten._fused_adam_, torch.ops.aten._fused_adam_.default],
+    ids=["torch", "ops", "overload"],
+)
+def test_while_watching_a_fused_kernel_refuses_however_it_is_reached(kernel):
+    kwargs = {**UPDATE_KWARGS, "kernel": kernel}
+    with pytest.raises(RuntimeError, match="PyTorch's own optimizer ran inside yours"):
+        hw5.call_in_place(_fused_update, UPDATE_TENSORS, kwargs, watch=True)
+    unwatched = hw5.call_in_place(_fused_update, UPDATE_TENSORS, kwargs)
+    assert not torch.equal(unwatched["tensors"][0], torch.ones(2)), "restored afterwards"
+
+
+def _in_raw_thread(function):
+    """``function`` run in a thread started with ``_thread`` (no profile hook reaches it); an
+    exception stays in the thread."""
+
+    def threaded(*args, **kwargs):
+        done = _thread.allocate_lock()
+        done.acquire()
+
+        def work():
+            try:
+                function(*args, **kwargs)
+            except RuntimeError:
+                pass
+            finally:
+                done.release()
+
+        _thread.start_new_thread(work, ())
+        done.acquire()
+
+    return threaded
+
+
+def test_while_watching_a_fused_kernel_refuses_even_in_another_thread():
+    threaded = _in_raw_thread(_fused_update)
+    watched = hw5.call_in_place(threaded, UPDATE_TENSORS, UPDATE_KWARGS, watch=True)
+    assert torch.equal(watched["tensors"][0], torch.ones(2)), "the update did not happen"
+    unwatched = hw5.call_in_place(threaded, UPDATE_TENSORS, UPDATE_KWARGS)
+    assert not torch.equal(unwatched["tensors"][0], torch.ones(2)), "restored afterwards"
 
 
 def test_every_name_to_forbid_resolves_and_forbidding_them_stops_torchs_adam():
@@ -236,53 +291,34 @@ def test_construct_reports_the_exception_and_what_ran():
     assert honest == {"raised": [], "message": "", "borrowed": []}
 
 
-def _threaded_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps):
-    """Torch's functional Adam, captured beforehand, run in a raw thread the profile cannot
-    see; its exception (if any) stays in the thread."""
-    import _thread
-
-    from torch.optim.adam import _single_tensor_adam
-
-    done, failures = _thread.allocate_lock(), []
-    done.acquire()
-
-    def work():
-        try:
-            _single_tensor_adam(
-                [param],
-                [grad],
-                [exp_avg],
-                [exp_avg_sq],
-                [],
-                [torch.tensor(float(step - 1))],
-                None,
-                None,
-                amsgrad=False,
-                has_complex=False,
-                beta1=beta1,
-                beta2=beta2,
-                lr=lr,
-                weight_decay=0.0,
-                eps=eps,
-                maximize=False,
-                capturable=False,
-                differentiable=False,
-                decoupled_weight_decay=False,
-            )
-        except RuntimeError as error:
-            failures.append(str(error))
-        finally:
-            done.release()
-
-    _thread.start_new_thread(work, ())
-    done.acquire()
-    return failures
+def _functional_update(param, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps):
+    """Torch's functional Adam, imported (captured) before the watch starts."""
+    _single_tensor_adam(
+        [param],
+        [grad],
+        [exp_avg],
+        [exp_avg_sq],
+        [],
+        [torch.tensor(float(step - 1))],
+        None,
+        None,
+        amsgrad=False,
+        has_complex=False,
+        beta1=beta1,
+        beta2=beta2,
+        lr=lr,
+        weight_decay=0.0,
+        eps=eps,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+        decoupled_weight_decay=False,
+    )
 
 
 def test_while_watching_torchs_implementations_refuse_to_run_even_in_another_thread():
-    tensors = [torch.ones(2), torch.ones(2), torch.zeros(2), torch.zeros(2)]
-    kwargs = {"step": 1, "lr": 0.1, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
-    watched = hw5.call_in_place(_threaded_update, tensors, kwargs, watch=True)
+    threaded = _in_raw_thread(_functional_update)
+    watched = hw5.call_in_place(threaded, UPDATE_TENSORS, UPDATE_KWARGS, watch=True)
     assert torch.equal(watched["tensors"][2], torch.zeros(2)), "the update did not happen"
-    unwatched = hw5.call_in_place(_threaded_update, tensors, kwargs)
+    unwatched = hw5.call_in_place(threaded, UPDATE_TENSORS, UPDATE_KWARGS)
     assert not torch.equal(unwatched["tensors"][2], torch.zeros(2)), "restored afterwards"

@@ -12,9 +12,10 @@ A student's optimizer must not hand the work to PyTorch's. :data:`TORCH_IMPLEMEN
 PyTorch's implementations by name, for the tests to forbid while the student's code runs
 (``student.forbidding``); with ``watch=True`` a probe also reports every such implementation that
 ran during the probe (``"borrowed"``), however it was reached (a reference captured before the
-test, a subclass, a fused kernel), observed with a profile hook, and PyTorch's Python
-implementations refuse to run at all while it watches (their code is swapped for one that
-raises), even from a thread the profile hook does not see.
+test, a subclass, a fused kernel), observed with a profile hook, and PyTorch's implementations
+refuse to run at all while it watches (the Python functions' code is swapped for one that
+raises, the fused kernels' dispatcher entries too), even from a thread the profile hook does
+not see.
 """
 
 from __future__ import annotations
@@ -117,16 +118,35 @@ _IMPLEMENTATIONS = tuple(
 )
 
 
+# PyTorch's fused optimizer kernels as operators of its dispatcher (``_fused_adam_``,
+# ``_fused_adamw.out``...): every way of calling one (``torch._fused_adam_``, ``torch.ops.aten``,
+# a reference captured before the test, from any thread) ends in the dispatcher's entry.
+_FUSED_OPERATORS = tuple(
+    sorted(
+        name.removeprefix("aten::")
+        for name in torch._C._dispatch_get_all_op_names()
+        if name.removeprefix("aten::").startswith(FUSED_KERNELS)
+    )
+)
+
+
 @contextlib.contextmanager
 def _disarmed() -> Iterator[None]:
     """Inside the block, PyTorch's optimizer implementations raise instead of computing, under
-    any name and in any thread (the function objects themselves run :func:`_refuse`'s code)."""
+    any name and in any thread: the Python function objects themselves run :func:`_refuse`'s
+    code, and the fused kernels' dispatcher entries for CPU and CUDA tensors are
+    :func:`_refuse` (the original kernels come back when the overriding library is destroyed)."""
     swapped = [(function, function.__code__) for function in _IMPLEMENTATIONS]
-    for function, _ in swapped:
-        function.__code__ = _refuse.__code__
+    kernels = torch.library.Library("aten", "IMPL")
     try:
+        for function, _ in swapped:
+            function.__code__ = _refuse.__code__
+        for operator in _FUSED_OPERATORS:
+            for device in ("CPU", "CUDA"):
+                kernels.impl(operator, _refuse, device)
         yield
     finally:
+        kernels._destroy()
         for function, code in swapped:
             function.__code__ = code
 
