@@ -142,9 +142,15 @@ def train_epoch(
     loss_fn: Any,
     optimizer: torch.optim.Optimizer,
     device: torch.device | str,
+    *,
+    scheduler: Any = None,
 ) -> EpochResult:
     """One training pass over ``loader``: ``model.train()``, then per batch zero the gradients,
     forward, backward and ``optimizer.step()``.
+
+    ``optimizer`` is any ``torch.optim.Optimizer`` (PyTorch's or one of your own). ``scheduler``,
+    if given, is a learning-rate scheduler stepped after every ``optimizer.step()`` (a schedule
+    counted in batches, such as a warm-up); ``fit`` steps one per epoch instead.
 
     Returns the mean loss over samples and the accuracy (percent) of the predictions made during
     the pass (each with the weights before that batch's step).
@@ -158,6 +164,8 @@ def train_epoch(
         tally.add(loss, scores, labels)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
     return tally.result()
 
 
@@ -210,15 +218,19 @@ def fit(
     early_stopping: int | None = None,
     *,
     scheduler: Any = None,
+    scheduler_interval: str = "epoch",
     progress: bool = True,
 ) -> FitResult:
     """Train for up to ``epochs`` epochs, evaluating on ``val_loader`` after each.
 
     Args:
+        optimizer: any ``torch.optim.Optimizer`` (PyTorch's or one of your own).
         early_stopping: stop once this many consecutive epochs bring no new best (strictly lower)
             validation loss; ``None`` always runs every epoch.
-        scheduler: a learning-rate scheduler stepped once per epoch, after training and
-            evaluation (``ReduceLROnPlateau`` is given the validation loss).
+        scheduler: a learning-rate scheduler. With ``scheduler_interval="epoch"`` it is stepped
+            once per epoch, after training and evaluation (``ReduceLROnPlateau`` is given the
+            validation loss); with ``"batch"``, after every optimizer step (schedules counted
+            in batches, such as a warm-up), by :func:`train_epoch`.
         progress: show a progress bar over epochs with the latest train/val loss and accuracy,
             written to stdout; ``False`` prints nothing.
 
@@ -228,6 +240,16 @@ def fit(
     _check_positive_int(epochs, "epochs")
     if early_stopping is not None:
         _check_positive_int(early_stopping, "early_stopping")
+    if scheduler_interval not in ("epoch", "batch"):
+        raise ValueError(
+            f"fit: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}."
+        )
+    per_batch = scheduler if scheduler_interval == "batch" else None
+    if isinstance(per_batch, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise ValueError(
+            "fit: ReduceLROnPlateau watches the validation loss, which exists once per epoch; "
+            "use scheduler_interval='epoch' with it."
+        )
 
     train_loss: list[float] = []
     train_acc: list[float] = []
@@ -238,7 +260,7 @@ def fit(
     stop_message = ""
     bar = tqdm(total=epochs, desc="fit", unit="epoch", file=sys.stdout, disable=not progress)
     for epoch in range(1, epochs + 1):
-        train = train_epoch(model, train_loader, loss_fn, optimizer, device)
+        train = train_epoch(model, train_loader, loss_fn, optimizer, device, scheduler=per_batch)
         val = evaluate(model, val_loader, loss_fn, device)
         train_loss.append(train.loss)
         train_acc.append(train.accuracy)
@@ -254,7 +276,7 @@ def fit(
             refresh=False,
         )
         bar.update()
-        if scheduler is not None:
+        if scheduler is not None and per_batch is None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(val.loss)
             else:
