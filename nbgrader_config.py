@@ -30,7 +30,7 @@ from nbgrader.preprocessors import (
 from hw_utils.grading.nbgrader_plugins import (
     HideTestInternals,
     NamedStubClearSolutions,
-    ResilientExecute,
+    BoundaryExecute,
     RestoreCellMetadata,
     StderrToStdout,
 )
@@ -72,7 +72,7 @@ c.Autograde.sanitize_preprocessors = [
 ]
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.autograde_preprocessors = [
-    ResilientExecute,
+    BoundaryExecute,
     StderrToStdout,
     IgnorePattern,
     ClearMetadataPreprocessor,
@@ -82,7 +82,7 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 if limits:
-    c.ResilientExecute.timeout = max(limit.cell_timeout_s for limit in limits)
+    c.BoundaryExecute.timeout = max(limit.cell_timeout_s for limit in limits)
     c.LimitOutput.max_lines = max(limit.output_max_lines for limit in limits)
 c.LimitOutput.max_traceback = 30
 

@@ -64,6 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", type=Path, default=None, help="output folder (default: <course>/demo)"
     )
+    demo.add_argument(
+        "--all-samples",
+        action="store_true",
+        help="grade every sample (default: full, blank and a few buggy ones per assignment)",
+    )
     _add_run_options(demo)
     return parser
 
@@ -144,6 +149,7 @@ def _run(args: argparse.Namespace) -> int:
             args.assignments or None,
             jobs=args.jobs,
             sandbox=not args.no_sandbox,
+            all_samples=args.all_samples,
         )
         mismatches = [
             row.student_id
