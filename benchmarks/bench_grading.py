@@ -100,10 +100,16 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     n = args.samples
     print(f"{args.assignment}, {n} sample submissions, {cores} cores")
-    print(f"  plain nbgrader autograde + generate_feedback: {plain / n:6.1f} s per submission")
-    print(f"  course grade --jobs 1 (sandbox, boundary):    {ours / n:6.1f} s per submission")
-    print(f"  course grade --jobs {cores}:                        {parallel / n:6.1f} s per submission")
-    print(f"  cost ratio course grade / plain (--jobs 1):   {ours / plain:6.2f}  (goal <= 1.3)")
+    rows = [
+        ("plain nbgrader autograde + generate_feedback", plain),
+        ("course grade --jobs 1 (sandbox, boundary)", ours),
+        (f"course grade --jobs {cores}", parallel),
+    ]
+    for label, seconds in rows:
+        print(f"  {label:<46} {seconds / n:6.1f} s per submission")
+    print(
+        f"  {'cost ratio course grade / plain (--jobs 1)':<46} {ours / plain:6.2f}  (goal <= 1.3)"
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ the full solution, with no flag.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -533,7 +532,7 @@ def write_attacks(
     written = {}
     for name in target.attacks:
         attack = ATTACKS[name]
-        nb = nbformat.from_dict(json.loads(base_notebook.read_text()))
+        nb = nbformat.reads(base_notebook.read_text(), as_version=4)
         fields = {**target.fields, "port": str(listener_port)}
         source = attack.source.strip()
         for key, value in fields.items():
@@ -551,7 +550,7 @@ def write_honest(target: Target, full_notebook: Path, submissions: Path) -> list
     """One submission folder per honest variation of the full solution; returns the ids."""
     students = []
     for name, change in target.honest.items():
-        nb = nbformat.from_dict(json.loads(full_notebook.read_text()))
+        nb = nbformat.reads(full_notebook.read_text(), as_version=4)
         change(nb)
         student = f"honest_{name}"
         folder = submissions / student / target.assignment

@@ -7,7 +7,8 @@
 4. merge the scores into the course gradebook, put the autograded notebooks where formgrader
    finds them, render feedback with nbgrader (hidden tests stripped);
 5. write ``grades.csv`` (one row per student, a status that says why when something went
-   wrong), ``cells.csv`` (per-cell detail) and ``feedback/<student>/`` into the output folder.
+   wrong, the seconds its notebook ran), ``cells.csv`` (per-cell detail) and
+   ``feedback/<student>/`` into the output folder.
 """
 
 from __future__ import annotations
@@ -133,7 +134,9 @@ def _write_feedback(
 def _write_csv(out_dir: Path, rows: list[GradeRow], db_url: str, assignment_id: str) -> None:
     with open(out_dir / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student_id", "score", "max_score", "status", "flags", "message"])
+        writer.writerow(
+            ["student_id", "score", "max_score", "status", "flags", "message", "seconds"]
+        )
         for r in rows:
             writer.writerow(
                 [
@@ -143,6 +146,7 @@ def _write_csv(out_dir: Path, rows: list[GradeRow], db_url: str, assignment_id: 
                     r.status,
                     ";".join(r.flags),
                     r.message.replace("\n", " ")[:300],
+                    f"{r.seconds:.1f}",
                 ]
             )
     with open(out_dir / "cells.csv", "w", newline="") as f:
