@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from hw_utils.data import ImageDataset
+from hw_utils.probes.common import one_thread
 
 __all__ = [
     "augment_outputs",
@@ -95,14 +96,15 @@ def penalty_report(
         one-element tensor that autograd can differentiate.
     """
     __tracebackhide__ = True  # a stub's error shows the student's line, not this one
-    model = penalty_model(layers, seed)
-    value = penalty(model, strength)
-    grads: dict[str, Tensor | None] = {}
-    if isinstance(value, Tensor) and value.numel() == 1 and value.requires_grad:
-        names, parameters = zip(*model.named_parameters(), strict=True)
-        found = torch.autograd.grad(value.sum(), parameters, allow_unused=True)
-        grads = dict(zip(names, found, strict=True))
-    return {"value": value, "grads": grads}
+    with one_thread():
+        model = penalty_model(layers, seed)
+        value = penalty(model, strength)
+        grads: dict[str, Tensor | None] = {}
+        if isinstance(value, Tensor) and value.numel() == 1 and value.requires_grad:
+            names, parameters = zip(*model.named_parameters(), strict=True)
+            found = torch.autograd.grad(value.sum(), parameters, allow_unused=True)
+            grads = dict(zip(names, found, strict=True))
+        return {"value": value, "grads": grads}
 
 
 def penalised_sgd_step(
@@ -119,14 +121,15 @@ def penalised_sgd_step(
     strength)`` in training mode, by name. (The step is written out rather than taken with
     ``torch.optim.SGD``, whose first use imports the compiler, seconds on a busy machine.)"""
     __tracebackhide__ = True  # a stub's error shows the student's line, not this one
-    model = penalty_model(layers, seed).train()
-    names, parameters = zip(*model.named_parameters(), strict=True)
-    loss = F.cross_entropy(model(inputs), labels) + penalty(model, strength)
-    grads = torch.autograd.grad(loss, parameters, allow_unused=True)
-    return {
-        name: p.detach() if g is None else (p - lr * g).detach()
-        for name, p, g in zip(names, parameters, grads, strict=True)
-    }
+    with one_thread():
+        model = penalty_model(layers, seed).train()
+        names, parameters = zip(*model.named_parameters(), strict=True)
+        loss = F.cross_entropy(model(inputs), labels) + penalty(model, strength)
+        grads = torch.autograd.grad(loss, parameters, allow_unused=True)
+        return {
+            name: p.detach() if g is None else (p - lr * g).detach()
+            for name, p, g in zip(names, parameters, grads, strict=True)
+        }
 
 
 # ---- dropout -----------------------------------------------------------------------------
@@ -164,15 +167,16 @@ def dropout_outputs(
         "torch_functions": sorted names of the torch functions the passes called}``.
     """
     __tracebackhide__ = True  # a stub's error shows the student's line, not this one
-    torch.manual_seed(seed)
-    container = nn.Sequential(factory(p))
-    given = inputs.clone()
-    outputs = []
-    with torch.no_grad(), _TorchCalls() as calls:
-        for training in modes:
-            container.train(training)
-            outputs.append(container(given))
-    return {"outputs": outputs, "input_after": given, "torch_functions": sorted(calls.names)}
+    with one_thread():
+        torch.manual_seed(seed)
+        container = nn.Sequential(factory(p))
+        given = inputs.clone()
+        outputs = []
+        with torch.no_grad(), _TorchCalls() as calls:
+            for training in modes:
+                container.train(training)
+                outputs.append(container(given))
+        return {"outputs": outputs, "input_after": given, "torch_functions": sorted(calls.names)}
 
 
 def dropout_gradient(
@@ -190,15 +194,16 @@ def dropout_gradient(
         "torch_functions": sorted names of the torch functions the forward pass called}``.
     """
     __tracebackhide__ = True  # a stub's error shows the student's line, not this one
-    torch.manual_seed(seed)
-    layer = factory(p)
-    layer.train()
-    leaf = inputs.clone().requires_grad_(True)
-    with _TorchCalls() as calls:
-        output = layer(leaf)
-    if isinstance(output, Tensor) and output.requires_grad:
-        output.backward(grad_output)
-    return {"output": output, "grad": leaf.grad, "torch_functions": sorted(calls.names)}
+    with one_thread():
+        torch.manual_seed(seed)
+        layer = factory(p)
+        layer.train()
+        leaf = inputs.clone().requires_grad_(True)
+        with _TorchCalls() as calls:
+            output = layer(leaf)
+        if isinstance(output, Tensor) and output.requires_grad:
+            output.backward(grad_output)
+        return {"output": output, "grad": leaf.grad, "torch_functions": sorted(calls.names)}
 
 
 # ---- augmentation ------------------------------------------------------------------------
@@ -218,17 +223,18 @@ def augment_outputs(
         ``{"outputs": [tensor per call], "inputs_after": [the copy after each call]}``.
     """
     __tracebackhide__ = True  # a stub's error shows the student's line, not this one
-    outputs, inputs_after = [], []
-    for generator_seed, global_seed in calls:
-        torch.manual_seed(global_seed)
-        given = images.clone()
-        if generator_seed is None:
-            outputs.append(augment(given))
-        else:
-            generator = torch.Generator().manual_seed(generator_seed)
-            outputs.append(augment(given, generator=generator))
-        inputs_after.append(given)
-    return {"outputs": outputs, "inputs_after": inputs_after}
+    with one_thread():
+        outputs, inputs_after = [], []
+        for generator_seed, global_seed in calls:
+            torch.manual_seed(global_seed)
+            given = images.clone()
+            if generator_seed is None:
+                outputs.append(augment(given))
+            else:
+                generator = torch.Generator().manual_seed(generator_seed)
+                outputs.append(augment(given, generator=generator))
+            inputs_after.append(given)
+        return {"outputs": outputs, "inputs_after": inputs_after}
 
 
 # ---- loaders -----------------------------------------------------------------------------
@@ -268,15 +274,16 @@ def loader_passes(
         order the loaders yield them.
     """
     __tracebackhide__ = True  # a stub's error shows the student's line, not this one
-    train_set, val_set = _dataset(*train_data), _dataset(*val_data)
-    transform = marking_transform if augment else None
-    train_loader, val_loader = make_loaders(
-        train_set, val_set, batch_size, transform=transform, seed=seed
-    )
-    return [
-        {
-            "train": [(images, labels) for images, labels in train_loader],
-            "val": [(images, labels) for images, labels in val_loader],
-        }
-        for _ in range(epochs)
-    ]
+    with one_thread():
+        train_set, val_set = _dataset(*train_data), _dataset(*val_data)
+        transform = marking_transform if augment else None
+        train_loader, val_loader = make_loaders(
+            train_set, val_set, batch_size, transform=transform, seed=seed
+        )
+        return [
+            {
+                "train": [(images, labels) for images, labels in train_loader],
+                "val": [(images, labels) for images, labels in val_loader],
+            }
+            for _ in range(epochs)
+        ]
