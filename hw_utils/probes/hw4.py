@@ -281,7 +281,7 @@ def _step(module: nn.Module, step: Sequence[Any]) -> tuple[nn.Module, dict[str, 
         x = x.clone().requires_grad_(True)
         with torch.enable_grad():
             out = module(x)
-            out.backward(grad_out)
+            (out * grad_out).sum().backward()  # out.backward(grad_out) would import sympy
         observation["output"] = out
         observation["grad_x"] = x.grad
         observation["grads"] = {name: _snapshot(p.grad) for name, p in module.named_parameters()}
@@ -314,7 +314,8 @@ def module_script(
     - ``("train", x)`` / ``("eval", x)``: ``train()`` / ``eval()``, then ``out = layer(x)``
       without gradients;
     - ``("backward", mode, x, grad_out)``: as above in ``mode`` (``"train"`` or ``"eval"``) but
-      with autograd, then ``out.backward(grad_out)``;
+      with autograd, then the backward pass of ``(out * grad_out).sum()`` (``grad_out`` is
+      dL/d(out));
     - ``("to", dtype)``: ``layer.to(dtype)``;
     - ``("load", state_dict)``: ``layer.load_state_dict(state_dict)`` (strict).
 
