@@ -194,6 +194,7 @@ def forward_calls(
         ``{"outputs": [what each call returned], "running_mean": [tensor after each call],
         "running_var": [...], "inputs_after": [each x, gamma, beta after the last call]}``.
     """
+    __tracebackhide__ = True  # a student's traceback shows their code, not the probe
     mean, var = running_mean.clone(), running_var.clone()
     inputs = [x.clone() for x in batches]
     gamma, beta = gamma.clone(), beta.clone()
@@ -216,6 +217,7 @@ def backward_call(
 ) -> Any:
     """``backward(grad_out, x, gamma, eps=eps)``: what it returns, computed without PyTorch's
     normalisation kernels and without autograd."""
+    __tracebackhide__ = True  # a student's traceback shows their code, not the probe
     with _watched("batchnorm_backward", autograd=False):
         return backward(grad_out.clone(), x.clone(), gamma.clone(), eps=eps)
 
@@ -268,6 +270,7 @@ def _set_tensors(module: nn.Module, values: dict[str, Tensor]) -> None:
 
 
 def _step(module: nn.Module, step: Sequence[Any]) -> tuple[nn.Module, dict[str, Any]]:
+    __tracebackhide__ = True  # a student's traceback shows their code, not the probe
     kind = step[0]
     observation: dict[str, Any] = {"step": kind}
     if kind in ("train", "eval"):
@@ -327,6 +330,7 @@ def module_script(
         ``"grad_x"`` and ``"grads"`` (parameter name -> gradient or ``None``) for backward
         steps.
     """
+    __tracebackhide__ = True  # a student's traceback shows their code, not the probe
     watch = contextlib.nullcontext() if library_allowed else _watched("BatchNorm2d")
     with watch:
         torch.manual_seed(seed)
