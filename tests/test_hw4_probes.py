@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode_stack, _pop_mode_temporarily
 
 from hw_utils.probes import hw4
 from hw_utils.references import all_references
@@ -287,10 +290,28 @@ def _in_a_thread(x, gamma):
     return box["y"]
 
 
+_POOL = ThreadPoolExecutor(1)
+
+
+def _in_a_pool_thread(x, gamma):
+    """PyTorch's batch norm in a worker thread that started before the probe (on the first call,
+    outside it): the probe's dispatch mode is per thread, its kernel refusal is not."""
+    return _POOL.submit(
+        torch.ops.aten.native_batch_norm, x, gamma, None, None, None, True, 0.1, 1e-5
+    ).result()[0]
+
+
+def _mode_popped(x, gamma):
+    """PyTorch's batch norm with the probe's dispatch mode taken off the thread's mode stack."""
+    watched = bool(_get_current_dispatch_mode_stack())
+    with _pop_mode_temporarily() if watched else contextlib.nullcontext():
+        return F.batch_norm(x, None, None, gamma, None, True)
+
+
 @pytest.mark.parametrize(
     "borrow",
-    [_scripted_batch_norm, _without_torch_function, _in_a_thread],
-    ids=["TorchScript", "DisableTorchFunction", "thread"],
+    [_scripted_batch_norm, _without_torch_function, _in_a_thread, _in_a_pool_thread, _mode_popped],
+    ids=["TorchScript", "DisableTorchFunction", "thread", "pool thread", "mode popped"],
 )
 def test_forward_calls_refuses_pytorchs_batch_norm_behind_the_usual_escapes(borrow):
     def borrowed(x, gamma, beta, running_mean, running_var, training, momentum=0.1, eps=1e-5):
@@ -302,6 +323,7 @@ def test_forward_calls_refuses_pytorchs_batch_norm_behind_the_usual_escapes(borr
         hw4.forward_calls(borrowed, [_data(2, 3, 2, 2)], gamma, beta, mean, var, True)
     assert borrow is _scripted_batch_norm or isinstance(caught.value, hw4.LibraryNormError)
     assert threading.Thread.start is _THREAD_START, "threads start again after the probe"
+    assert borrow(_data(2, 3), gamma).shape == (2, 3), "PyTorch's kernels work after the probe"
 
 
 def _autograd_under_own_hooks(grad_out, x, gamma, eps=1e-5):

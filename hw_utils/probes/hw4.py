@@ -11,16 +11,17 @@ compares.
 
 While a probe runs the student's code, PyTorch's own normalisation kernels (aten operators named
 ``*batch_norm*``, ``*layer_norm*``, ``*group_norm*``, ``*instance_norm*``, however they are
-reached: ``F.batch_norm``, ``nn.BatchNorm2d``, ``torch.ops.aten``, TorchScript...) raise
-:class:`LibraryNormError`, and so does starting a thread (the watch is per thread);
+reached: ``F.batch_norm``, ``nn.BatchNorm2d``, ``torch.ops.aten``, TorchScript, a thread that was
+started before...) raise :class:`LibraryNormError`, and so does starting a thread;
 :func:`backward_call` also refuses autograd (an operator on a tensor that requires gradients, or
-a graph that saves one): the assignment is to write both passes by hand.
+a graph that saves one) in the calling thread: the assignment is to write both passes by hand.
 """
 
 from __future__ import annotations
 
 import _thread
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -71,11 +72,7 @@ class _Watch(TorchDispatchMode):
         kwargs = kwargs or {}
         name = func.__name__
         if any(kernel in name for kernel in NORM_KERNELS):
-            raise LibraryNormError(
-                f"{self.function} used PyTorch's normalisation ({name}, e.g. via F.batch_norm "
-                "or nn.BatchNorm2d): compute it yourself from the mean, the variance and "
-                "arithmetic."
-            )
+            raise LibraryNormError(_NORM_MESSAGE.format(self.function, name))
         if not self.autograd and any(
             isinstance(value, Tensor) and value.requires_grad for value in (*args, *kwargs.values())
         ):
@@ -83,6 +80,10 @@ class _Watch(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
+_NORM_MESSAGE = (
+    "{} used PyTorch's normalisation ({}, e.g. via F.batch_norm or nn.BatchNorm2d): compute it "
+    "yourself from the mean, the variance and arithmetic."
+)
 _AUTOGRAD_MESSAGE = (
     "{} used autograd (it built a graph to differentiate): derive the gradient by hand and "
     "compute it with tensor arithmetic."
@@ -128,10 +129,49 @@ def _no_new_threads() -> Iterator[None]:
             setattr(owner, name, original)
 
 
+KERNEL_KEYS = ("CPU", "CUDA")
+"""The dispatch keys at which :func:`_no_norm_kernels` replaces PyTorch's normalisation kernels."""
+
+
+@functools.cache
+def _norm_operators() -> tuple[str, ...]:
+    """Every aten operator (``name.overload``) whose name contains one of NORM_KERNELS."""
+    return tuple(
+        name.removeprefix("aten::")
+        for name in torch._C._dispatch_get_all_op_names()
+        if name.startswith("aten::") and any(kernel in name for kernel in NORM_KERNELS)
+    )
+
+
+@contextlib.contextmanager
+def _no_norm_kernels(function: str) -> Iterator[None]:
+    """PyTorch's normalisation kernels raise meanwhile, *in every thread*: the dispatch mode of
+    :class:`_Watch` is per thread, and a thread started before the probe (a pool's worker) or
+    code that pops the mode off its thread's stack would not meet it. Registered for the
+    process (``torch.library``), removed afterwards."""
+
+    def refusing(name: str) -> Callable[..., Any]:
+        def refuse(*args: Any, **kwargs: Any) -> Any:
+            raise LibraryNormError(_NORM_MESSAGE.format(function, name))
+
+        return refuse
+
+    library = torch.library.Library("aten", "IMPL")
+    try:
+        for name in _norm_operators():
+            for key in KERNEL_KEYS:
+                with contextlib.suppress(RuntimeError):  # no such key in this build of PyTorch
+                    library.impl(name, refusing(name), key)
+        yield
+    finally:
+        library._destroy()
+
+
 @contextlib.contextmanager
 def _watched(function: str, *, autograd: bool = True) -> Iterator[None]:
     with contextlib.ExitStack() as stack:
         stack.enter_context(_no_new_threads())
+        stack.enter_context(_no_norm_kernels(function))
         if not autograd:
             stack.enter_context(
                 torch.autograd.graph.saved_tensors_hooks(_refuse_autograd(function), lambda t: t)
