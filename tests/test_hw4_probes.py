@@ -339,3 +339,65 @@ def test_backward_call_refuses_autograd_under_the_students_own_saved_tensor_hook
     x, grad_out = _data(2, 3, 2, 2, seed=1), _data(2, 3, 2, 2, seed=2)
     with pytest.raises(hw4.LibraryNormError, match="by hand"):
         hw4.backward_call(_autograd_under_own_hooks, grad_out, x, _state(3)[0])
+
+
+def _hat(x, eps):
+    mean = x.mean((0, 2, 3), keepdim=True)
+    return (x - mean) / torch.sqrt(x.var((0, 2, 3), keepdim=True, correction=0) + eps)
+
+
+def _grad_x_by_jvp(jvp):
+    """batchnorm_backward with grad_x from one forward-mode product per element of x."""
+
+    def backward(grad_out, x, gamma, eps=1e-5):
+        grad_x = torch.zeros_like(x)
+        for i in range(x.numel()):
+            tangent = torch.zeros_like(x)
+            tangent.view(-1)[i] = 1
+            grad_x.view(-1)[i] = (jvp(lambda z: _hat(z, eps), x, tangent) * grad_out).sum()
+        grad_x *= gamma.reshape(1, -1, 1, 1)
+        return grad_x, (grad_out * _hat(x, eps)).sum((0, 2, 3)), grad_out.sum((0, 2, 3))
+
+    return backward
+
+
+def _forward_ad_jvp(f, x, tangent):
+    with torch.autograd.forward_ad.dual_level():
+        dual = f(torch.autograd.forward_ad.make_dual(x, tangent))
+        return torch.autograd.forward_ad.unpack_dual(dual).tangent
+
+
+def _func_jvp(f, x, tangent):
+    return torch.func.jvp(f, (x,), (tangent,))[1]
+
+
+def _autograd_in_a_pool_thread(grad_out, x, gamma, eps=1e-5):
+    def work():
+        x_ = x.clone().requires_grad_(True)
+        (grad_x,) = torch.autograd.grad(_hat(x_, eps), x_, grad_out * gamma.reshape(1, -1, 1, 1))
+        return grad_x
+
+    grad_x = _POOL.submit(work).result()
+    return grad_x, (grad_out * _hat(x, eps)).sum((0, 2, 3)), grad_out.sum((0, 2, 3))
+
+
+@pytest.mark.parametrize(
+    "backward",
+    [_grad_x_by_jvp(_forward_ad_jvp), _grad_x_by_jvp(_func_jvp), _autograd_in_a_pool_thread],
+    ids=["forward_ad", "torch.func.jvp", "pool thread"],
+)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # forward AD's first use
+def test_backward_call_refuses_forward_mode_and_autograd_in_another_thread(backward):
+    x, grad_out = _data(2, 3, 2, 2, seed=1), _data(2, 3, 2, 2, seed=2)
+    gamma = _state(3)[0]
+    x_ = x.clone().requires_grad_(True)
+    gamma_ = gamma.clone().requires_grad_(True)
+    beta_ = torch.zeros_like(gamma, requires_grad=True)
+    out = F.batch_norm(x_, None, None, gamma_, beta_, True)
+    wanted = torch.autograd.grad(out, (x_, gamma_, beta_), grad_out)
+    for got, want in zip(backward(grad_out, x, gamma), wanted, strict=True):
+        torch.testing.assert_close(got, want)  # the attack is right outside the probe
+    with pytest.raises(hw4.LibraryNormError, match="by hand"):
+        hw4.backward_call(backward, grad_out, x, gamma)
+    for got, want in zip(backward(grad_out, x, gamma), wanted, strict=True):
+        torch.testing.assert_close(got, want)  # and works again after it

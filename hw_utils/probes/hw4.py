@@ -13,8 +13,9 @@ While a probe runs the student's code, PyTorch's own normalisation kernels (aten
 ``*batch_norm*``, ``*layer_norm*``, ``*group_norm*``, ``*instance_norm*``, however they are
 reached: ``F.batch_norm``, ``nn.BatchNorm2d``, ``torch.ops.aten``, TorchScript, a thread that was
 started before...) raise :class:`LibraryNormError`, and so does starting a thread;
-:func:`backward_call` also refuses autograd (an operator on a tensor that requires gradients, or
-a graph that saves one) in the calling thread: the assignment is to write both passes by hand.
+:func:`backward_call` also refuses autograd (an operator on a tensor that requires gradients, a
+graph that saves one, autograd's backward engine, forward-mode AD): the assignment is to write
+both passes by hand.
 """
 
 from __future__ import annotations
@@ -97,6 +98,39 @@ def _refuse_autograd(function: str) -> Callable[[Tensor], Any]:
     return pack
 
 
+class _RefusingEngine:
+    """Stands in for autograd's engine: running a backward pass (``torch.autograd.grad``,
+    ``Tensor.backward``, ``torch.func.vjp``...) raises."""
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+
+    def __getattr__(self, name: str) -> Any:
+        raise LibraryNormError(_AUTOGRAD_MESSAGE.format(self.function))
+
+
+@contextlib.contextmanager
+def _no_autograd_anywhere(function: str) -> Iterator[None]:
+    """Autograd's backward engine and forward-mode AD's dual levels (``torch.func.jvp``,
+    ``torch.autograd.forward_ad``) raise meanwhile, in every thread: the saved-tensor hook and
+    the dispatch mode see reverse mode in the calling thread only, and forward mode not at all
+    (its tangents are computed above the dispatch mode)."""
+    from torch._functorch import predispatch
+    from torch.autograd.variable import Variable
+
+    def refuse_dual_level(*args: Any, **kwargs: Any) -> Any:
+        raise LibraryNormError(_AUTOGRAD_MESSAGE.format(function))
+
+    engine, enter_dual_level = Variable._execution_engine, predispatch._enter_dual_level
+    Variable._execution_engine = _RefusingEngine(function)
+    predispatch._enter_dual_level = refuse_dual_level
+    try:
+        yield
+    finally:
+        Variable._execution_engine = engine
+        predispatch._enter_dual_level = enter_dual_level
+
+
 def _refuse_threads(*args: Any, **kwargs: Any) -> Any:
     raise LibraryNormError(
         "the code under test started a thread: batch norm needs none (and the tests watch "
@@ -173,6 +207,7 @@ def _watched(function: str, *, autograd: bool = True) -> Iterator[None]:
         stack.enter_context(_no_new_threads())
         stack.enter_context(_no_norm_kernels(function))
         if not autograd:
+            stack.enter_context(_no_autograd_anywhere(function))
             stack.enter_context(
                 torch.autograd.graph.saved_tensors_hooks(_refuse_autograd(function), lambda t: t)
             )
