@@ -131,9 +131,7 @@ def test_student_code_is_solution_cells_and_added_cells(fixture_course):
         if c["metadata"].get("nbgrader", {}).get("solution") and c["cell_type"] == "code"
     )
     setup = next(
-        c
-        for c in release["cells"]
-        if c["metadata"].get("nbgrader", {}).get("grade_id") == "setup"
+        c for c in release["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "setup"
     )
     solution["source"] = C.strip_solution_markers("".join(solution["source"])).replace(
         "raise NotImplementedError", "value = 41 + 1  # raise NotImplementedError"
