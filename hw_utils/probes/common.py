@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -20,17 +20,26 @@ from hw_utils.boundary.data import (
 from hw_utils.checks import CheckFailed
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
+class one_thread:  # a context manager and a decorator, named like a function
     """torch on one thread inside the block (or the decorated function): the tensors of tests
     are tiny, so more threads only add overhead, and they stall badly when the cores are busy
     (as when notebooks are graded side by side). The thread count is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+
+    def __enter__(self) -> None:
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self._threads)
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def single_threaded(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # a student's traceback skips this wrapper
+            with one_thread():  # a fresh one per call: calls may nest
+                return function(*args, **kwargs)
+
+        return single_threaded
 
 
 def _build(factory: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], seed: int):
