@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import nbgrader
 from sqlalchemy.engine import make_url
+
+from hw_utils.grading.nbgrader_cli import nbgrader_env
 
 
 def _cache_dir() -> Path:
@@ -23,15 +27,20 @@ def _cache_dir() -> Path:
 
 
 def _empty_gradebook() -> Path:
-    """The cached empty gradebook of this nbgrader version (made on first use)."""
-    from nbgrader.api import Gradebook
-
+    """The cached empty gradebook of this nbgrader version (made on first use, by nbgrader in a
+    process of its own: it shells out to ``alembic``, which must be on its PATH)."""
     cached = _cache_dir() / f"empty-gradebook-nbgrader-{nbgrader.__version__}.db"
     if not cached.is_file():
         cached.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cached.parent) as scratch:
             made = Path(scratch) / "gradebook.db"
-            Gradebook(f"sqlite:///{made}").close()
+            make = "import sys; from nbgrader.api import Gradebook; Gradebook(sys.argv[1]).close()"
+            subprocess.run(
+                [sys.executable, "-c", make, f"sqlite:///{made}"],
+                env=nbgrader_env(),
+                check=True,
+                capture_output=True,
+            )
             os.replace(made, cached)  # atomic: concurrent runs never see half a file
     return cached
 
