@@ -109,6 +109,35 @@ HOSTILE = {
         "import torch\ndef f(x, _=torch.__dict__.update(allclose=g)):\n    return x",
         "patch",
     ),
+    # PyTorch's machinery below a probe's refusals (hw4: autograd saved before the test)
+    "private autograd engine": (
+        "import torch\nengine = torch._C._ImperativeEngine()\n"
+        "def batchnorm_backward(dout, cache):\n    return engine.run_backward(*cache)",
+        "internals",
+    ),
+    "dual level imported": (
+        "from torch._C import _enter_dual_level as enter\nlevel = enter()",
+        "internals",
+    ),
+    "execution engine": (
+        "from torch.autograd import Variable\nrun = Variable._execution_engine.run_backward",
+        "internals",
+    ),
+    "dispatch mode": (
+        "from torch.utils._python_dispatch import TorchDispatchMode\nclass M(TorchDispatchMode):"
+        "\n    pass",
+        "internals",
+    ),
+    "library kernel registered": (
+        "import torch\nlib = torch.library.Library('aten', 'IMPL')\nlib.impl('mean', f, 'CPU')",
+        "internals",
+    ),
+    "aten operator called directly": (
+        "import torch\ny = torch.ops.aten.native_batch_norm(x)",
+        "internals",
+    ),
+    "torch by a computed name": ("import torch\nC = getattr(torch, '_' + 'C')", "internals"),
+    "torch by getattr": ("import torch\nC = getattr(torch, '_C')", "internals"),
     # process and signal tricks, hidden code
     "exit": ("import os\nos._exit(0)", "process"),
     "signal": ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)", "process"),
@@ -156,6 +185,11 @@ HONEST = {
         "history = course_fit(model, train, val, loss, opt, 3, 'cpu')"
     ),
     "prints": "for i in range(1000):\n    print(i, end=' ')",
+    "pair helpers": "from torch.nn.modules.utils import _pair\nkh, kw = _pair(3)",
+    "autograd function": (
+        "import torch\nclass BN(torch.autograd.Function):\n    @staticmethod\n"
+        "    def forward(ctx, x):\n        return x\nprint(torch.__version__)"
+    ),
 }
 
 

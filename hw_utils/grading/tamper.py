@@ -21,6 +21,10 @@ of these; the course's own solutions, ``%%time``, ``%timeit``, ``%matplotlib``, 
   lists, computed names on builtins, sys or IPython;
 - ``process``: process and signal tricks: ``os._exit``, ``os.kill``, ``fork``, signals,
   subprocesses, ``ctypes``, sockets;
+- ``internals``: PyTorch's private or dispatch-level machinery (``torch._C``, any private name
+  under torch, ``torch.library``, ``torch.ops``, ``torch.overrides``, dispatch modes): saved
+  before a test, it gets around what a probe refuses (autograd in a hand-written backward,
+  library kernels); ``torch.nn.modules.utils``' ``_pair`` helpers excepted;
 - ``dynamic_code``: ``exec``, ``eval``, ``compile``, ``__import__``, ``importlib``, unpickling
   (``pickle.loads``, ``torch.load(weights_only=False)``), built code objects: they hide the rest.
 """
@@ -66,6 +70,10 @@ REACHING_CALLS = {
     "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.settrace", "sys.setprofile",
     "threading.settrace", "sys.addaudithook",
 }  # fmt: skip
+# PyTorch's machinery below its public API; a probe's refusals are made there, so code that holds
+# on to it can undo them.
+INTERNAL_MODULES = ("torch.library", "torch.ops", "torch.overrides")
+ALLOWED_PRIVATE = ("torch.nn.modules.utils.",)
 COMPUTED_NAME_ROOTS = {"hw_utils", "builtins", "sys", "IPython", "__builtins__", SHELL}
 
 
@@ -104,6 +112,7 @@ class _Scanner(ast.NodeVisitor):
         self.references = references  # dotted path -> graded name (this assignment's)
         self.findings: list[Finding] = []
         self._calls: list[ast.Call] = []  # the calls being visited, innermost last
+        self._internal_lines: set[int] = set()  # one internals finding per line
 
     def flag(self, kind: str, node: ast.AST, detail: str) -> None:
         line = getattr(node, "lineno", "?")
@@ -129,6 +138,18 @@ class _Scanner(ast.NodeVisitor):
             return False
         return path.split(".")[0] in PATCH_ROOTS or path.startswith(SHELL)
 
+    def _check_internal(self, path: str | None, node: ast.AST) -> None:
+        if not path or path.split(".")[0] != "torch" or path.startswith(ALLOWED_PRIVATE):
+            return
+        private = any(
+            part.startswith("_") and not part.endswith("__") for part in path.split(".")[1:]
+        )
+        public = any(path == m or path.startswith(f"{m}.") for m in INTERNAL_MODULES)
+        line = getattr(node, "lineno", -1)
+        if (private or public) and line not in self._internal_lines:
+            self._internal_lines.add(line)
+            self.flag("internals", node, f"uses {path}")
+
     def _check_reference(self, path: str | None, node: ast.AST) -> None:
         if path and path in self.references:
             self.flag("reference", node, f"uses {path}, the course's {self.references[path]}")
@@ -139,6 +160,7 @@ class _Scanner(ast.NodeVisitor):
             root = alias.name.split(".")[0]
             self.aliases[alias.asname or root] = alias.name if alias.asname else root
             self._check_module(alias.name, node)
+            self._check_internal(alias.name, node)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         module = node.module or ""
@@ -147,6 +169,7 @@ class _Scanner(ast.NodeVisitor):
             path = f"{module}.{alias.name}"
             self.aliases[alias.asname or alias.name] = path
             self._check_reference(path, node)
+            self._check_internal(path, node)
 
     def _check_module(self, module: str, node: ast.AST) -> None:
         if module.split(".")[0] in PROCESS_MODULES:
@@ -199,6 +222,7 @@ class _Scanner(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         path = self.dotted(node)
         self._check_reference(path, node)
+        self._check_internal(path, node)
         if path and path.startswith(f"{SHELL}."):
             method = path.split(".")[1]
             if method not in MAGIC_RUNNERS and method != "user_ns":
@@ -248,6 +272,9 @@ class _Scanner(ast.NodeVisitor):
             root = first.split(".")[0] if first else None
             if isinstance(attribute, ast.Constant) and first:
                 self._check_reference(f"{first}.{attribute.value}", node)
+                self._check_internal(f"{first}.{attribute.value}", node)
+            elif first == "torch":
+                self.flag("internals", node, f"{name} on torch with a computed name")
             elif root == "hw_utils":
                 self.flag("reference", node, f"{name} on {first} with a computed name")
             elif root in COMPUTED_NAME_ROOTS:
