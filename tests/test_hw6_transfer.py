@@ -13,8 +13,8 @@ from torch import nn
 from torchvision.models import resnet18
 
 from hw_utils import transfer
-from hw_utils.data import BatchLoader, make_shapes
-from hw_utils.models import resnet_small
+from hw_utils.data import BatchLoader, DatasetUnavailableError, make_shapes
+from hw_utils.models import read_record, resnet_small
 from hw_utils.probes import hw6 as probes
 from hw_utils.training import fit
 
@@ -272,3 +272,43 @@ def test_features_probe_observes_mode_and_statistics():
     model = probes.load(ARCH, state).train()
     with torch.no_grad():
         torch.testing.assert_close(result["out"], model(xs[0][:2]))
+
+
+# ---- the transfer task --------------------------------------------------------------------
+
+
+def test_shapes_transfer_task_uses_only_unseen_classes():
+    task = transfer.transfer_task("shapes", pool_size=40, test_size=20)
+    record = read_record()
+    assert task.classes == record.transfer_classes and task.preprocess is None
+    assert task.pool.classes == task.test.classes == record.transfer_classes
+    assert len(task.pool) == 40 and len(task.test) == 20
+    assert not torch.equal(task.pool.images[:20], task.test.images), "pool and test differ"
+
+
+def test_imagenet_transfer_task_preprocesses_and_needs_cifar(tmp_path):
+    images = torch.rand(2, 3, 32, 32)
+    out = transfer.imagenet_preprocess(images)
+    assert out.shape == (2, 3, transfer.IMAGENET_SIZE, transfer.IMAGENET_SIZE)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    # Bilinear upsampling keeps the corner pixel; then ImageNet's normalisation.
+    torch.testing.assert_close(out[:, :, 0, 0], ((images - mean) / std)[:, :, 0, 0])
+    with pytest.raises(DatasetUnavailableError, match="cifar10"):
+        transfer.transfer_task("imagenet", pool_size=10, test_size=10, root=tmp_path)
+    with pytest.raises(ValueError, match="choose one of"):
+        transfer.transfer_task("mnist", pool_size=10, test_size=10)
+
+
+def test_probe_requires_the_model_back():
+    state = probes.random_state(ARCH, seed=1)
+    xs, ys = _batches(1)
+    for returned in (
+        lambda model, train_bn=False: None,
+        lambda model, train_bn=False: copy.deepcopy(model),
+    ):
+        with pytest.raises(TypeError, match="expected the model it was given"):
+            probes.train_steps(
+                returned, None, transfer.trainable_parameters,
+                arch=ARCH, state=state, inputs=xs, labels=ys, x_out=xs[0],
+            )  # fmt: skip

@@ -122,13 +122,16 @@ def load(arch: dict[str, Any], state: dict[str, Tensor]) -> nn.Module:
     return model
 
 
-def _returned_model(value: Any, function: Callable[..., Any]) -> nn.Module:
-    if not isinstance(value, nn.Module):
+def _returned_model(value: Any, function: Callable[..., Any], model: nn.Module) -> nn.Module:
+    """``model``, after checking that ``function`` returned it (it works in place)."""
+    if value is not model:
         name = getattr(function, "__name__", "the function")
+        what = "None" if value is None else f"a different {type(value).__name__}"
         raise TypeError(
-            f"{name} returned {type(value).__name__}, expected the model: end with `return model`."
+            f"{name} returned {what}, expected the model it was given, changed in place: end "
+            "with `return model`."
         )
-    return value
+    return model
 
 
 def _sgd_step(loss: Tensor, parameters: list[Tensor], lr: float) -> None:
@@ -165,7 +168,8 @@ def train_steps(
 
     The model is :func:`load` ``(arch, state)``. Then ``freeze(model)`` (with ``train_bn=`` when
     given) and ``replace(model, num_classes)``, in that order or the other with
-    ``replace_first``, each skipped when ``None``; the model is converted to float64 (a new head
+    ``replace_first``, each skipped when ``None`` and each required to return the model it was
+    given (a ``TypeError`` otherwise); the model is converted to float64 (a new head
     may be float32); ``head_init`` (if given) is loaded into the new head; every parameter whose
     name starts with a key of ``requires_grad`` gets that flag. Then, for each batch
     ``(inputs[i], labels[i])``: ``model.train()``, forward, and when ``trainable(model)`` is not
@@ -188,9 +192,9 @@ def train_steps(
                 continue
             if role == "freeze":
                 kwargs = {} if train_bn is None else {"train_bn": train_bn}
-                model = _returned_model(function(model, **kwargs), function)
+                model = _returned_model(function(model, **kwargs), function, model)
             else:
-                model = _returned_model(function(model, num_classes), function)
+                model = _returned_model(function(model, num_classes), function, model)
                 replaced = True
         model = model.double()
         head = None
