@@ -7,6 +7,7 @@ the assignment it grades on the command line, the values here cover plain ``nbgr
 from pathlib import Path
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbconvert.preprocessors.sanitize import SanitizeHTML
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
@@ -28,9 +29,9 @@ from nbgrader.preprocessors import (
 )
 
 from hw_utils.grading.nbgrader_plugins import (
+    BoundaryExecute,
     HideTestInternals,
     NamedStubClearSolutions,
-    ResilientExecute,
     RestoreCellMetadata,
     StderrToStdout,
 )
@@ -72,7 +73,7 @@ c.Autograde.sanitize_preprocessors = [
 ]
 c.OverwriteCells.add_missing_cells = True
 c.Autograde.autograde_preprocessors = [
-    ResilientExecute,
+    BoundaryExecute,
     StderrToStdout,
     IgnorePattern,
     ClearMetadataPreprocessor,
@@ -80,9 +81,12 @@ c.Autograde.autograde_preprocessors = [
     SaveAutoGrades,
     AssignLatePenalties,
     CheckCellMetadata,
+    # Last, after the scores are saved: what formgrader and the feedback show of a notebook is
+    # never active content (a student's <script> would run in the grader's Jupyter page).
+    SanitizeHTML,
 ]
 if limits:
-    c.ResilientExecute.timeout = max(limit.cell_timeout_s for limit in limits)
+    c.BoundaryExecute.timeout = max(limit.cell_timeout_s for limit in limits)
     c.LimitOutput.max_lines = max(limit.output_max_lines for limit in limits)
 c.LimitOutput.max_traceback = 30
 

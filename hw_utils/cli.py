@@ -1,4 +1,5 @@
-"""The ``course`` command (also ``python -m hw_utils``): build, check, execute, grade, demo."""
+"""The ``course`` command (also ``python -m hw_utils``): build, check, execute, grade, demo,
+report, similarity."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import warnings
 from pathlib import Path
 
 from hw_utils.grading.nbgrader_cli import NbgraderError
+from hw_utils.grading.outcomes import GradingOutputError
 from hw_utils.grading.sandbox import SandboxUnavailableError
 from hw_utils.grading.submissions import SubmissionsError
 from hw_utils.manifest import CourseNotFoundError, ManifestError, find_course_root, load_manifest
 
 EXPECTED_ERRORS = (
     CourseNotFoundError,
+    GradingOutputError,
     ManifestError,
     NbgraderError,
     SandboxUnavailableError,
@@ -64,8 +67,54 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", type=Path, default=None, help="output folder (default: <course>/demo)"
     )
+    demo.add_argument(
+        "--all-samples",
+        action="store_true",
+        help="grade every sample (default: full, blank and a few buggy ones per assignment)",
+    )
     _add_run_options(demo)
+
+    report = sub.add_parser(
+        "report", help="after grading: scores, failed cells, points lost, time, flags (HTML, CSV)"
+    )
+    report.add_argument("assignment", nargs="?", help="assignment id (or --all)")
+    report.add_argument(
+        "--all",
+        action="store_true",
+        help="the whole course: one row per student, one column per assignment, totals",
+    )
+    report.add_argument(
+        "--grades", type=Path, help="the folder course grade --out wrote (its grades.csv)"
+    )
+    report.add_argument(
+        "--out", type=Path, help="where the report goes (default: <course>/reports)"
+    )
+    report.add_argument("--db", help="gradebook URL (default: sqlite:///<course>/gradebook.db)")
+
+    similarity = sub.add_parser(
+        "similarity", help="pairwise similarity of the students' code (never changes a grade)"
+    )
+    similarity.add_argument("assignment")
+    similarity.add_argument(
+        "--threshold",
+        type=_share,
+        default=0.5,
+        help="report pairs at or above this similarity, 0 to 1 (default 0.5)",
+    )
+    similarity.add_argument(
+        "--out", type=Path, help="where the report goes (default: <course>/reports)"
+    )
     return parser
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share in (0, 1], e.g. --threshold 0.5")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -137,6 +186,10 @@ def _run(args: argparse.Namespace) -> int:
             f"\nwrote {args.out / 'grades.csv'}, {args.out / 'cells.csv'}, {args.out / 'feedback'}/"
         )
         return 0
+    if args.command == "report":
+        return _report(root, args)
+    if args.command == "similarity":
+        return _similarity(root, args)
     if args.command == "demo":
         results = demo.run_demo(
             root,
@@ -144,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
             args.assignments or None,
             jobs=args.jobs,
             sandbox=not args.no_sandbox,
+            all_samples=args.all_samples,
         )
         mismatches = [
             row.student_id
@@ -158,8 +212,51 @@ def _run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
+def _report(root: Path, args: argparse.Namespace) -> int:
+    from hw_utils.grading import report
+
+    out = args.out or root / "reports"
+    if args.all:
+        files = report.write_course_report(report.course_report(root, args.db), out)
+    else:
+        data = report.assignment_report(root, args.assignment, args.grades, args.db)
+        files = report.write_assignment_report(data, out)
+        worst = data.cells[0] if data.cells else None
+        if worst is not None and worst.lost:
+            print(
+                f"{args.assignment}: median {data.distribution.median:g} of "
+                f"{data.distribution.max_score:g}; most failed: {worst.test.grade_id} "
+                f"({worst.lost} of {worst.graded} students lost points)"
+            )
+    print(f"wrote {files.html}, {files.csv}")
+    return 0
+
+
+def _similarity(root: Path, args: argparse.Namespace) -> int:
+    from hw_utils.grading import similarity
+
+    data = similarity.similarity_report(root, args.assignment, args.threshold)
+    files = similarity.write_similarity_report(data, args.out or root / "reports")
+    print(
+        f"{args.assignment}: {len(data.pairs)} pair(s) at or above {args.threshold:g} among "
+        f"{len(data.codes) - len(data.without_code)} students with code of their own "
+        "(no grade was changed)"
+    )
+    print(f"wrote {files.html}, {files.csv}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "report":
+        if bool(args.assignment) == args.all:
+            parser.error("course report: name one assignment, or pass --all for the course")
+        if args.assignment and args.grades is None:
+            parser.error(
+                "course report <assignment> needs --grades <folder>: the --out folder of "
+                "course grade (its grades.csv)"
+            )
     warnings.filterwarnings("ignore", module="nbgrader")
     try:
         return _run(args)

@@ -34,11 +34,24 @@ def course_reference(graded_name: str) -> Callable[[F], F]:
 
 
 def all_references() -> dict[str, str]:
-    """Every marked reference of hw_utils (``dotted.path`` -> graded name); imports the package's
-    student-facing modules (not the grading tools) to find them."""
+    """Every marked reference of hw_utils (``dotted.path`` -> graded name), under each name a
+    module exports it by (``hw_utils.data.random_flip_crop`` as well as
+    ``hw_utils.data.augment.random_flip_crop``); imports the package's student-facing modules
+    (not the grading tools) to find them."""
     import hw_utils
 
-    for module in pkgutil.walk_packages(hw_utils.__path__, "hw_utils."):
-        if not module.name.startswith(("hw_utils.grading", "hw_utils.cli", "hw_utils.__main__")):
-            importlib.import_module(module.name)
-    return dict(_REFERENCES)
+    modules = [
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(hw_utils.__path__, "hw_utils.")
+        if not info.name.startswith(("hw_utils.grading", "hw_utils.cli", "hw_utils.__main__"))
+    ]
+    found = dict(_REFERENCES)
+    marked = {}
+    for path, name in _REFERENCES.items():
+        module_name, _, qualname = path.rpartition(".")
+        marked[id(getattr(importlib.import_module(module_name), qualname))] = name
+    for module in modules:
+        for attribute, value in vars(module).items():
+            if id(value) in marked:
+                found[f"{module.__name__}.{attribute}"] = marked[id(value)]
+    return found

@@ -30,6 +30,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from hw_utils.references import course_reference
+
 __all__ = [
     "EpochResult",
     "FitResult",
@@ -133,6 +135,7 @@ class _Tally:
         return EpochResult(self.loss_sum / self.samples, 100.0 * self.correct / self.samples)
 
 
+@course_reference("train_epoch")
 def train_epoch(
     model: nn.Module,
     loader: Batches,
@@ -158,6 +161,7 @@ def train_epoch(
     return tally.result()
 
 
+@course_reference("evaluate")
 def evaluate(
     model: nn.Module, loader: Batches, loss_fn: Any, device: torch.device | str
 ) -> EpochResult:
@@ -194,6 +198,7 @@ def _check_positive_int(value: Any, name: str) -> None:
         raise ValueError(f"fit: {name} must be a positive int, got {value!r}.")
 
 
+@course_reference("fit")
 def fit(
     model: nn.Module,
     train_loader: Batches,

@@ -234,12 +234,13 @@ def test_one_kernel_no_boundary(tmp_path):
 @pytest.fixture
 def two_kernels():
     student_km, student_kc = start_new_kernel(kernel_name="python3")
-    env = {
-        **os.environ,
-        "HW_BOUNDARY_STUDENT": student_km.connection_file,
-        "HW_BOUNDARY_TIMEOUT": "4",
-    }
+    _run(student_kc, "import hw_utils.boundary.serve")  # as the setup cell of a notebook would
+    env = {**os.environ, "HW_BOUNDARY_CHECKER": "1"}
     checker_km, checker_kc = start_new_kernel(kernel_name="python3", env=env)
+    _run(
+        checker_kc,
+        f"import hw_utils.boundary\nhw_utils.boundary.connect({student_km.connection_file!r}, 4)",
+    )
     yield student_kc, checker_kc, student_km
     for km, kc in ((checker_km, checker_kc), (student_km, student_kc)):
         kc.stop_channels()
@@ -284,16 +285,16 @@ def test_endless_student_code_is_interrupted_then_the_kernel_is_lost(two_kernels
                 try:
                     seen.append((name, student[name]()))
                 except (StudentTimeout, StudentUnavailable) as error:
-                    seen.append((name, type(error).__name__, round(time.monotonic() - start)))
+                    seen.append((name, type(error).__name__, time.monotonic() - start))
             """
         ),
     )
     seen = _get(checker_kc, "seen")
-    assert seen[0] == ("slow", "StudentTimeout", 4)
+    assert seen[0][:2] == ("slow", "StudentTimeout") and 4 <= seen[0][2] < 30, seen[0]
     assert seen[1] == ("fine", 7), "an interrupted kernel answers the next call"
     assert seen[2][:2] == ("stubborn", "StudentTimeout")
     assert seen[3][:2] == ("fine", "StudentUnavailable"), "ignored interrupt: kernel is lost"
-    assert seen[3][2] == 0, "later calls fail at once"
+    assert seen[3][2] < 0.1, "later calls fail at once"
 
 
 def test_a_dead_student_kernel_fails_the_call(two_kernels):

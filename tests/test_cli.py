@@ -110,3 +110,22 @@ def test_execute_stores_fresh_outputs_and_writes_nothing_else(fixture_course, ca
     captured = capfd.readouterr()
     assert "executed source/hw9_fixture/hw9_fixture.ipynb" in captured.out
     assert captured.err == "", captured.err  # no kernel warning, no traceback
+
+
+def test_demo_shows_a_representative_set_unless_asked_for_every_sample(repo_root):
+    from hw_utils.grading.demo import BUGGY_PER_ASSIGNMENT, representative
+    from hw_utils.grading.samples import load_samples
+    from hw_utils.manifest import load_manifest
+
+    for assignment in load_manifest(repo_root).values():
+        samples = load_samples(repo_root, assignment.id)
+        chosen = representative(samples, repo_root, assignment)
+        ids = [s.student_id for s in chosen]
+        assert ids[:2] == ["sample_blank", "sample_full"] or set(ids[:2]) == {
+            "sample_full",
+            "sample_blank",
+        }
+        buggy = [s for s in chosen if s.student_id not in ("sample_full", "sample_blank")]
+        assert len(buggy) == min(BUGGY_PER_ASSIGNMENT, len(samples) - 2)
+        if len(buggy) == 2:  # the second adds cells the first does not lose
+            assert set(buggy[1].expected) - set(buggy[0].expected), ids

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,7 +104,20 @@ def odd_submissions(course: Path, submissions: Path) -> dict[str, dict]:
     ).source = "import warnings\n\ndef add(a, b):\n    warnings.warn('adding')\n    return a + b"
     _write(submissions / "warns" / ASSIGNMENT, warns)
 
+    active = nbformat.from_dict(json.loads(nbformat.writes(full)))
+    script = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    active.cells.insert(
+        2,
+        nbformat.v4.new_code_cell(
+            f"from IPython.display import HTML, Javascript, display\n"
+            f"display(HTML({script!r}))\ndisplay(Javascript('alert(3)'))"
+        ),
+    )
+    _cell(active, "answer_empty_mean").source = f"It divides by zero. {script}"
+    _write(submissions / "active" / ASSIGNMENT, active)
+
     return {
+        "active": {"status": "needs_manual_grade", "score": 7},
         "renamed": {"status": "needs_manual_grade", "score": 7, "flag": "renamed_notebook"},
         "malformed": {"status": "unreadable", "score": 0},
         "empty": {"status": "missing", "score": 0},
@@ -166,7 +180,7 @@ def test_awkward_submissions_get_a_status_and_exactly_the_points_earned(batch):
         if "flag" in outcome:
             assert any(f.startswith(outcome["flag"]) for f in row.flags), (student, row.flags)
         else:
-            assert not any(f.startswith(("static:", "recheck")) for f in row.flags), row
+            assert not any(f.startswith("static:") for f in row.flags), row
 
 
 def test_failures_explain_themselves(batch):
@@ -182,7 +196,15 @@ def test_every_student_has_a_row_and_max_score(batch):
     assert set(batch["rows"]) == expected_students
     with open(batch["out"] / "grades.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["student_id", "score", "max_score", "status", "flags", "message"]
+    assert list(rows[0]) == [
+        "student_id",
+        "score",
+        "max_score",
+        "status",
+        "flags",
+        "message",
+        "seconds",
+    ]
     assert {r["student_id"] for r in rows} == expected_students
     assert {r["max_score"] for r in rows} == {"10"}
 
@@ -203,6 +225,15 @@ def test_feedback_exists_and_hides_hidden_tests(batch):
         html = (feedback / student / f"{ASSIGNMENT}.html").read_text()
         assert "BEGIN HIDDEN TESTS" not in html
         assert "-2.5" not in html and "9.0" not in html, student
+
+
+def test_what_graders_and_students_see_is_never_active_content(batch):
+    graded = batch["course"] / "autograded" / "active" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    feedback = batch["out"] / "feedback" / "active" / f"{ASSIGNMENT}.html"
+    for text in (graded.read_text(), feedback.read_text()):
+        assert "<script>alert(1)" not in text and "alert(3)" not in text
+        assert not re.search(r"<img[^>]*onerror", text)
+    assert "It divides by zero." in graded.read_text()
 
 
 def test_gradebook_holds_the_scores_and_nbgrader_export_reads_them(batch):

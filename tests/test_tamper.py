@@ -1,208 +1,223 @@
-"""The static tamper scan and the recheck's definition extraction, on code snippets."""
+"""The static scan of the student's cells (what the grading boundary cannot decide), on snippets."""
 
 from __future__ import annotations
 
-import gc
-import sys
 import threading
 
-import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
 
-from hw_utils.grading.recheck import definitions_only, replay_notebook
-from hw_utils.grading.tamper import flags_from, protected_names, scan_sources
+from hw_utils.grading.tamper import (
+    assignment_references,
+    defined_names,
+    flags_from,
+    scan_sources,
+)
+from hw_utils.references import all_references
+
+REFERENCES = {
+    "hw_utils.training.fit": "fit",
+    "hw_utils.training.train_epoch": "train_epoch",
+    "hw_utils.data.random_flip_crop": "augment_batch",
+}
 
 HOSTILE = {
+    # course references of the graded functions
+    "imported reference": ("from hw_utils.training import fit", "reference"),
+    "reference by attribute": (
+        "import hw_utils.training\nr = hw_utils.training.train_epoch(m, l, f, o, 'cpu')",
+        "reference",
+    ),
+    "reference by module alias": ("import hw_utils.training as T\nT.fit(m)", "reference"),
+    "reference by alias chain": (
+        "from hw_utils import training as t\nf = t.fit\ng = f\ndef fit(*a):\n    return g(*a)",
+        "reference",
+    ),
+    "reference in a re-export": (
+        "from hw_utils.data import random_flip_crop as aug\ndef augment_batch(x, generator=None):"
+        "\n    return aug(x, generator=generator)",
+        "reference",
+    ),
+    "reference by getattr": ("import hw_utils.training as t\nf = getattr(t, 'fit')", "reference"),
+    "hw_utils by a computed name": (
+        "import hw_utils.training as t\nf = getattr(t, 'f' + 'it')",
+        "reference",
+    ),
+    # magics and shell escapes
+    "shell escape": ("!cat /etc/passwd", "magic"),
+    "run magic": ("%run other.py", "magic"),
+    "bash cell": ("%%bash\nls /", "magic"),
+    "magic written out": ("get_ipython().run_line_magic('load', 'x.py')", "magic"),
+    "magic by a computed name": ("get_ipython().run_line_magic(name, 'x')", "magic"),
+    "patch hidden in a timed cell": ("%%time\nimport torch\ntorch.allclose = f", "patch"),
+    # changing what the probes run on
     "input transformer": (
         "ip = get_ipython()\nip.input_transformers_post.append(lambda lines: [])",
-        "ipython_hook",
+        "patch",
     ),
-    "event hook": ("get_ipython().events.register('pre_run_cell', f)", "ipython_hook"),
-    "custom exception handler": (
+    "event hook": ("get_ipython().events.register('pre_run_cell', f)", "patch"),
+    "shell from IPython": (
         "from IPython import get_ipython as g\ng().set_custom_exc((Exception,), h)",
-        "ipython_hook",
+        "patch",
     ),
-    "patched allclose": ("import torch\ntorch.allclose = lambda *a, **k: True", "monkeypatch"),
-    "patched checks": (
-        "from hw_utils import checks as c\nc.assert_close = lambda *a, **k: None",
-        "monkeypatch",
+    "patched torch": ("import torch\ntorch.allclose = lambda *a, **k: True", "patch"),
+    "patched probe": (
+        "from hw_utils.probes import common\ncommon.module_state = lambda *a, **k: {}",
+        "patch",
     ),
-    "setattr on numpy": ("import numpy as np\nsetattr(np, 'allclose', f)", "monkeypatch"),
-    "tensor dunder": ("import torch\ntorch.Tensor.__eq__ = f", "monkeypatch"),
-    "display hook": ("import sys\nsys.displayhook = lambda v: print(4.0)", "monkeypatch"),
-    "sys.modules": ("import sys\nsys.modules['hw_utils.checks'] = fake", "monkeypatch"),
-    "via sys.modules": (
-        "import sys\nsys.modules['hw_utils.checks'].assert_close = f",
-        "monkeypatch",
+    "code swapped through an alias": (
+        "from hw_utils.probes import common\nm = common.module_state\nm.__code__ = g.__code__",
+        "patch",
     ),
-    "builtins": ("__builtins__.print = f", "monkeypatch"),
+    "setattr on a module": ("import numpy as np\nsetattr(np, 'allclose', f)", "patch"),
+    "tensor dunder": ("import torch\ntorch.Tensor.__eq__ = f", "patch"),
+    "display hook": ("import sys\nsys.displayhook = lambda v: print(4.0)", "patch"),
+    "sys.modules": ("import sys\nsys.modules['hw_utils.probes'] = fake", "patch"),
+    "vars of a module": ("import torch\n_ = vars(torch).update(allclose=f)", "patch"),
+    "__dict__ of torch": ("import torch\nd = torch.__dict__\nd['allclose'] = f", "patch"),
+    # ... and without naming the target
+    "setattr under another name": (
+        "from hw_utils.probes import common\ns = setattr\ns(common, 'module_state', f)",
+        "patch",
+    ),
+    "setattr in a partial": (
+        "import functools\nfrom hw_utils.probes import common\n"
+        "functools.partial(setattr, common)('module_state', f)",
+        "patch",
+    ),
+    "object.__setattr__": ("object.__setattr__(m, 'x', f)", "patch"),
+    "code swapped on every live function": (
+        "import gc\nfor o in gc.get_objects():\n    if getattr(o, '__name__', '') == 'x':\n"
+        "        o.__code__ = f.__code__",
+        "patch",
+    ),
+    "frames of the caller": (
+        "import sys\ndef f(x):\n    sys._getframe(1).f_globals['respond'] = g",
+        "patch",
+    ),
+    "traceback frames": (
+        "try:\n    1 / 0\nexcept Exception as e:\n    e.__traceback__.tb_frame.f_back",
+        "patch",
+    ),
+    "__builtins__": ("__builtins__['setattr'](m, 'x', f)", "patch"),
+    "builtins by a computed name": (
+        "import builtins\ng = getattr(builtins, 'set' + 'attr')",
+        "patch",
+    ),
+    "sys.modules read": ("import sys\nm = sys.modules['hw_utils.probes.common']", "patch"),
+    "package path": ("import hw_utils\nhw_utils.__path__.insert(0, '/tmp/fake')", "patch"),
+    "default argument with a side effect": (
+        "import torch\ndef f(x, _=torch.__dict__.update(allclose=g)):\n    return x",
+        "patch",
+    ),
+    # process and signal tricks, hidden code
     "exit": ("import os\nos._exit(0)", "process"),
     "signal": ("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)", "process"),
     "subprocess": ("import subprocess\nsubprocess.run(['ls'])", "process"),
+    "socket": ("import socket\nsocket.create_connection(('1.2.3.4', 80))", "process"),
     "exec": ("exec('x = 1')", "dynamic_code"),
-    "frames": ("import sys\nf = sys._getframe(1)", "introspection"),
-    "database": ("import sqlite3\nsqlite3.connect('x.db')", "database"),
-    "gradebook path": ("p = '../../gradebook.db'", "database"),
-    "absolute write": ("open('/tmp/x.txt', 'w').write('1')", "file_write"),
-    "climb out": ("import os\nos.remove('../source/expected.pt')", "file_write"),
-    "IPython imported": (
-        "import IPython as ip\nshell = getattr(ip, 'get_' + 'ipython')()",
-        "ipython_hook",
+    "unpickling": ("import pickle\nf = pickle.loads(blob)", "dynamic_code"),
+    "torch.load of code": (
+        "import torch\nm = torch.load('m.pt', weights_only=False)",
+        "dynamic_code",
     ),
-    "shell attribute by a computed name": (
-        "s = get_ipython()\nhooks = getattr(s, 'input_transformers_' + 'post')",
-        "obfuscation",
-    ),
-    "builtins by a computed name": (
-        "import builtins\ng = getattr(builtins, 'get_' + n)",
-        "obfuscation",
-    ),
-    "vars of the checks": (
-        "from hw_utils import checks as c\n_ = vars(c).update(assert_close=f)",
-        "monkeypatch",
-    ),
-    "__dict__ of torch": ("import torch\nd = torch.__dict__\nd['allclose'] = f", "monkeypatch"),
-    "lying tensor": (
-        "class T(torch.Tensor):\n    @classmethod\n"
-        "    def __torch_function__(cls, *a):\n        pass",
-        "special_method",
-    ),
-    "lying number": (
-        "class N(float):\n    def __ne__(self, other):\n        return False",
-        "special_method",
-    ),
-    "as_subclass": ("y = x.as_subclass(T)", "special_method"),
-    "executed cells": ("print([c for c in In if 'HIDDEN' in c])", "history"),
-    "numbered input": ("print(_i12)", "history"),
-    "__main__": ("import __main__\nprint(__main__.In)", "history"),
+    "dynamic import": ("import importlib\nm = importlib.import_module('os')", "dynamic_code"),
 }
 
-HONEST = [
-    "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F",
-    "class MyConv2d(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
-    "        self.weight = nn.Parameter(torch.zeros(2))",
-    "torch.backends.cudnn.deterministic = True\ntorch.manual_seed(0)",
-    "%matplotlib inline\n!pip install tqdm\nimport os\nos.makedirs('results', exist_ok=True)",
-    "with open('results/run.json', 'w') as f:\n    f.write('{}')",
-    "model.fc = nn.Linear(4, 2)\nx.data = x.data * 2",
-    "def f(:\n    broken syntax is not tampering",
-    "def init_weights(model, scheme):\n    fill = getattr(nn.init, f'{scheme}_normal_')",
-    "class Images(torch.utils.data.Dataset):\n    def __len__(self):\n        return 3\n"
-    "    def __getitem__(self, i):\n        return i\n    def __iter__(self):\n        yield 1",
-    "from IPython.display import display, Markdown\nfrom IPython import display as d",
-    "for _i in range(3):\n    _ = _i",
-]
+HONEST = {
+    "timed cell": "%%time\nresult = conv2d_forward(x, w)",
+    "timeit": "%timeit conv2d_forward(x, w)",
+    "matplotlib": "%matplotlib inline\nimport matplotlib.pyplot as plt",
+    "captured output": "%%capture out\nprint('hi')",
+    "display": (
+        "from IPython.display import display, clear_output, Markdown\ndisplay(Markdown('x'))"
+    ),
+    "clear_output": "import IPython.display\nIPython.display.clear_output(wait=True)",
+    "tqdm": "from tqdm.auto import tqdm\nfor i in tqdm(range(3)):\n    print(i)",
+    "decorators": (
+        "import functools\n@functools.lru_cache(maxsize=None)\ndef size(n):\n    return n + 1"
+    ),
+    "helpers and numpy": (
+        "import numpy as np\ndef _pad(x, p):\n    return np.pad(x, p)\n"
+        "def f(x):\n    return _pad(x, 1)"
+    ),
+    "torch settings": (
+        "import torch\ntorch.manual_seed(0)\ntorch.backends.cudnn.benchmark = True\n"
+        "torch.set_num_threads(1)"
+    ),
+    "init by a computed name": (
+        "from torch import nn\ndef init(w, scheme):\n    getattr(nn.init, scheme + '_')(w)"
+    ),
+    "torch.load of weights": "import torch\nstate = torch.load('w.pt', weights_only=True)",
+    "own attributes": (
+        "class Layer:\n    def __init__(self):\n        setattr(self, 'w', 1)\n        self.b = 2"
+    ),
+    "reference trainer in an experiment": (
+        "from hw_utils.training import fit as course_fit, EpochResult\n"
+        "history = course_fit(model, train, val, loss, opt, 3, 'cpu')"
+    ),
+    "prints": "for i in range(1000):\n    print(i, end=' ')",
+}
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_code_is_flagged(name):
     source, kind = HOSTILE[name]
-    assert f"static:{kind}" in flags_from(scan_sources([(0, source)]))
+    assert f"static:{kind}" in flags_from(scan_sources([(0, source)], REFERENCES)), name
 
 
-def test_honest_code_is_not_flagged():
-    assert flags_from(scan_sources(list(enumerate(HONEST)))) == []
+@pytest.mark.parametrize("name", list(HONEST))
+def test_honest_code_is_not_flagged(name):
+    references = {k: v for k, v in REFERENCES.items() if v != "fit"}  # not graded here
+    if name == "reference trainer in an experiment":
+        assert scan_sources([(0, HONEST[name])], references) == []
+    else:
+        assert scan_sources([(0, HONEST[name])], REFERENCES) == [], name
 
 
-def test_imports_carry_over_between_cells():
-    cells = [(0, "import torch as T"), (1, "T.equal = lambda a, b: True")]
-    assert flags_from(scan_sources(cells)) == ["static:monkeypatch"]
+def test_aliases_carry_from_cell_to_cell():
+    cells = [(3, "import hw_utils.training as T"), (7, "def fit(*a):\n    return T.fit(*a)")]
+    findings = scan_sources(cells, REFERENCES)
+    assert [(f.cell, f.kind) for f in findings] == [(7, "reference")]
+    assert "hw_utils.training.fit, the course's fit" in findings[0].detail
 
 
-def test_definitions_only_keeps_definitions_and_drops_side_effects():
-    source = (
-        "import torch\n"
-        "torch.allclose = lambda *a: True\n"
-        "SIZE = 3\n"
-        "def f(x):\n    return x + SIZE\n"
-        "print(f(1))\n"
-        "get_ipython().input_transformers_post.append(g)\n"
-        "%matplotlib inline"
+def test_unparsable_cells_are_skipped():
+    assert scan_sources([(0, "def broken(:\n")], REFERENCES) == []
+
+
+def test_defined_names_of_a_stub():
+    stub = (
+        "def conv2d_forward(x, w):\n    raise NotImplementedError\n\nclass MyConv2d:\n    pass\n"
+        "lenet_shapes = None"
     )
-    kept = definitions_only(source)
-    assert "import torch" in kept and "SIZE = 3" in kept and "def f(x)" in kept
-    assert "allclose" not in kept and "print" not in kept and "get_ipython" not in kept
+    assert defined_names(stub) == {"conv2d_forward", "MyConv2d", "lenet_shapes"}
 
 
-def test_replay_keeps_locked_cells_whole_and_stops_after_the_last_test():
-    def cell(source, **nbgrader):
-        c = new_code_cell(source)
-        if nbgrader:
-            c.metadata["nbgrader"] = {"grade_id": nbgrader.pop("id"), **nbgrader}
-        return c
-
-    nb = new_notebook(
-        cells=[
-            cell("import math\nprint('setup')"),
-            cell("def f():\n    return 1\nf.patched = True", id="f", solution=True, grade=False),
-            cell("assert f() == 1\nprint('t')", id="test_f", grade=True, locked=True, points=1),
-            cell("slow_experiment()"),
-        ]
-    )
-    nb.cells[1].metadata["tags"] = []
-    replay = replay_notebook(nbformat.from_dict(nb))
-    sources = [c.source for c in replay.cells]
-    assert sources == ["import math", "def f():\n    return 1", "assert f() == 1\nprint('t')"]
-
-    # recheck-skip drops an experiment cell, but never a test cell (a student can tag it).
-    for index in (0, 2):
-        nb.cells[index].metadata["tags"] = ["recheck-skip"]
-    sources = [c.source for c in replay_notebook(nbformat.from_dict(nb)).cells]
-    assert sources == ["def f():\n    return 1", "assert f() == 1\nprint('t')"]
+def test_course_references_are_found_under_every_export():
+    references = all_references()
+    assert references["hw_utils.training.fit"] == "fit"
+    assert references["hw_utils.data.random_flip_crop"] == "augment_batch"
+    assert references["hw_utils.data.augment.random_flip_crop"] == "augment_batch"
+    assert assignment_references({"fit"}, references) == {
+        path: name for path, name in references.items() if name == "fit"
+    }
 
 
-def test_redefining_a_test_helper_is_flagged_and_dropped_from_the_recheck():
-    locked = ["import torch\nimport torch.nn.functional as F\ndef check(x):\n    assert x"]
-    tests = ["check(f(torch.ones(1)))\nF.relu"]
-    protected = protected_names(locked, tests)
-    assert set(protected) == {"check", "torch", "F"}
-    student = "import torch\nfrom torch.nn import functional as F\ndef check(x):\n    pass"
-    assert flags_from(scan_sources([(0, student)], protected)) == ["static:shadowing"]
-    kept = definitions_only(student, protected)
-    assert "def check" not in kept and "import torch" in kept and "functional as F" in kept
-    assert flags_from(scan_sources([(0, "import numpy as torch")], protected)) == [
-        "static:shadowing"
-    ]
-    assert flags_from(scan_sources([(0, "a, (check, *b) = 1, (2, 3)")], protected)) == [
-        "static:shadowing"
-    ]
-    patch = "import torch\ntorch.ones = None\ncheck.x = 1\nF[0] = 2"
-    assert "static:shadowing" not in flags_from(scan_sources([(0, patch)], protected))
+def test_the_scan_is_safe_with_parallel_grading_jobs():
+    # CPython 3.11's ast.parse fails at random when two threads parse at once (gh-106905).
+    source = "\n".join(f"def f{i}(x):\n    return [y for y in range({i})]" for i in range(400))
+    errors = []
 
+    def scan():
+        try:
+            for _ in range(5):
+                scan_sources([(0, source)], REFERENCES)
+        except Exception as error:
+            errors.append(error)
 
-def test_grading_threads_scan_at_the_same_time():
-    """Grading jobs are threads; CPython 3.11's ast.parse fails at random when two threads parse
-    at once (gh-106905). Frequent garbage collections that run Python code make thread switches
-    inside a parse likely, so without the scan's lock this fails within a few parses."""
-    cell = "\n".join(
-        f"def f{i}(x):\n    return [y for y in range(x) if y and {{'a': (1, [2, {{3}}])}}]"
-        for i in range(200)
-    )
-    failures: list[BaseException] = []
-
-    def scan_repeatedly() -> None:
-        for _ in range(30):
-            try:
-                scan_sources([(0, cell)])
-            except Exception as error:  # any failure of a scan is the finding
-                failures.append(error)
-
-    def busy_callback(*_) -> None:  # Python code in every collection: a chance to switch
-        sum(range(50))
-
-    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
-    gc.callbacks.append(busy_callback)
-    gc.set_threshold(5)
-    sys.setswitchinterval(1e-6)
-    try:
-        threads = [threading.Thread(target=scan_repeatedly) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        gc.callbacks.remove(busy_callback)
-        gc.set_threshold(*threshold)
-        sys.setswitchinterval(interval)
-    assert not failures, failures[:1]
+    threads = [threading.Thread(target=scan) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up this checkout on a fresh machine: Debian packages (bubblewrap for the grading sandbox,
-# chromium for the browser tests), a virtual environment in .venv, and the course package with its
-# test extras. Safe to run again.
+# chromium for the browser tests, postgresql for the team-gradebook tests), a virtual environment
+# in .venv, and the course package with its test extras. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,10 +9,10 @@ if command -v apt-get >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bubblewrap chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bubblewrap chromium postgresql >/dev/null
 else
-  echo "setup: no apt-get here; install bubblewrap (grading sandbox) and chromium (browser tests)" \
-       "with your package manager to grade and to run the browser tests." >&2
+  echo "setup: no apt-get here; install bubblewrap (grading sandbox), chromium (browser tests) and" \
+       "postgresql (team-gradebook tests) with your package manager." >&2
 fi
 
 python=${PYTHON:-python3}

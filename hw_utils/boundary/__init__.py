@@ -32,20 +32,15 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from hw_utils.boundary.calls import (
+from hw_utils.boundary.protocol import (
+    CHECKER_ENV,
     FUNCTION,
     STUDENT,
-    ForbiddenCallError,
-    function_marker,
-    perform,
-    student_marker,
-)
-from hw_utils.boundary.data import (
     BoundaryError,
+    ForbiddenCallError,
     NotDataError,
-    decode,
-    encode,
-    to_data,
+    StudentTimeout,
+    StudentUnavailable,
 )
 
 __all__ = [
@@ -58,20 +53,15 @@ __all__ = [
     "student",
 ]
 
-CONNECTION_ENV = "HW_BOUNDARY_STUDENT"  # set in the checker kernel: the student kernel's file
-TIMEOUT_ENV = "HW_BOUNDARY_TIMEOUT"  # seconds one call may take during grading
 
-
-class StudentTimeout(BoundaryError, TimeoutError):
-    """A call into the student's code did not return in time (it was interrupted)."""
-
-
-class StudentUnavailable(BoundaryError):
-    """The student's kernel is gone (it died, or ignored an interrupt): nothing can be called."""
+# PyTorch is imported on the first call, not here: nbgrader's own process imports this package.
 
 
 def _prepare(value: Any, where: str) -> Any:
     """A test's argument as it crosses: references become markers, the rest must be data."""
+    from hw_utils.boundary.calls import function_marker, student_marker
+    from hw_utils.boundary.data import to_data
+
     if isinstance(value, StudentName):
         return student_marker(value.__name__)
     if type(value) is tuple:
@@ -114,6 +104,9 @@ class LocalBackend:
         return shell.user_ns if shell is not None else sys.modules["__main__"].__dict__
 
     def request(self, request: dict[str, Any]) -> Any:
+        from hw_utils.boundary.calls import perform
+        from hw_utils.boundary.data import decode, encode
+
         # The same copy and the same conversion as across the boundary, errors unchanged (so
         # that a student sees the traceback into their own code).
         crossed = decode(encode(request))
@@ -124,18 +117,25 @@ _backend: Any = None
 
 
 def backend() -> Any:
-    """The remote backend in a checker kernel (``HW_BOUNDARY_STUDENT`` set), else the local one."""
+    """The student's side: a student kernel once :func:`connect` was called (grading), else this
+    kernel's own notebook. A checker kernel (``HW_BOUNDARY_CHECKER`` set) never falls back."""
     global _backend
     if _backend is None:
-        if os.environ.get(CONNECTION_ENV):
-            from hw_utils.boundary.remote import RemoteBackend
-
-            _backend = RemoteBackend(
-                os.environ[CONNECTION_ENV], float(os.environ.get(TIMEOUT_ENV, "30"))
-            )
-        else:
-            _backend = LocalBackend()
+        if os.environ.get(CHECKER_ENV):
+            raise BoundaryError("this checker kernel is not connected to a student kernel.")
+        _backend = LocalBackend()
     return _backend
+
+
+def connect(connection_file: str, timeout: float) -> None:
+    """Grading only: from now on, calls go to the student kernel of ``connection_file`` (a
+    Jupyter connection file) and may take ``timeout`` seconds each."""
+    global _backend
+    from hw_utils.boundary.remote import RemoteBackend
+
+    if isinstance(_backend, RemoteBackend):
+        _backend.close()
+    _backend = RemoteBackend(connection_file, timeout)
 
 
 def _send(op: str, target: str, args: tuple, kwargs: dict, label: str) -> Any:
@@ -196,6 +196,8 @@ class Student:
         """Inside the block, calls of the student's code see each named student function
         replaced by an importable stand-in (so a function is tested on its own, with a correct
         version of the helper it calls)."""
+        from hw_utils.boundary.calls import function_marker
+
         saved = dict(_context.standing_in)
         _context.standing_in.update(
             {name: function_marker(f)[1] for name, f in replacements.items()}

@@ -21,16 +21,8 @@ import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from hw_utils.boundary.data import BoundaryError, error_to_data, to_data
-
-STUDENT = "\x00hw:student"
-FUNCTION = "\x00hw:function"
-
-
-class ForbiddenCallError(BoundaryError):
-    """The student's code called something a test forbids while it watches (e.g. ``F.conv2d``
-    inside ``conv2d_vectorized``)."""
-
+from hw_utils.boundary.data import error_to_data, to_data
+from hw_utils.boundary.protocol import FUNCTION, STUDENT, BoundaryError, ForbiddenCallError
 
 # ---- references (built on the tests' side) ------------------------------------------------
 

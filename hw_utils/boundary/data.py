@@ -24,20 +24,14 @@ from typing import Any
 
 import torch
 
+from hw_utils.boundary.protocol import BoundaryError, NotDataError
+
 MAX_DEPTH = 32
 MAX_ITEMS = 1_000_000
 MAX_BYTES = 256 * 2**20  # tensor and string bytes in one value
 RECORD = "__hw_record__"  # marker key of a hw_utils NamedTuple on the wire
 PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 SCALARS = (type(None), bool, int, float, complex, str, bytes)
-
-
-class BoundaryError(RuntimeError):
-    """A test could not observe the student's code across the grading boundary."""
-
-
-class NotDataError(BoundaryError, TypeError):
-    """A value that cannot cross the boundary: it is not data (see the module docstring)."""
 
 
 def type_name(value: Any) -> str:

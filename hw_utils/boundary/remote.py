@@ -16,15 +16,13 @@ import queue
 import time
 from typing import Any
 
-from hw_utils.boundary import StudentTimeout, StudentUnavailable
-from hw_utils.boundary.calls import ForbiddenCallError
-from hw_utils.boundary.data import (
-    MAX_BYTES,
+from hw_utils.boundary.data import MAX_BYTES, decode, encode, error_from_data
+from hw_utils.boundary.protocol import (
     BoundaryError,
+    ForbiddenCallError,
     NotDataError,
-    decode,
-    encode,
-    error_from_data,
+    StudentTimeout,
+    StudentUnavailable,
 )
 from hw_utils.boundary.serve import MODULE
 from hw_utils.checks import CheckFailed
@@ -58,8 +56,32 @@ class RemoteBackend:
         client = BlockingKernelClient(context=context)
         client.load_connection_file(self.connection_file)
         client.start_channels(shell=True, iopub=False, stdin=False, hb=True, control=True)
+        # The shell socket says at once when the student's kernel goes away (its process died).
+        self._monitor = client.shell_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._client = client
         return client
+
+    def close(self) -> None:
+        """Stop talking to the student's kernel (the kernel itself is not touched)."""
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._monitor.close(linger=0)
+                self._client.stop_channels()
+                self._client.context.term()
+            self._client = None
+
+    def _disconnected(self) -> bool:
+        import zmq
+        from zmq.utils.monitor import recv_monitor_message
+
+        try:
+            while True:
+                if recv_monitor_message(self._monitor, flags=zmq.NOBLOCK)["event"] == (
+                    zmq.EVENT_DISCONNECTED
+                ):
+                    return True
+        except zmq.Again:
+            return False
 
     def request(self, request: dict[str, Any]) -> Any:
         if self._lost:
@@ -94,6 +116,9 @@ class RemoteBackend:
                 try:
                     message = client.get_shell_msg(timeout=min(0.5, remaining))
                 except queue.Empty:
+                    if self._disconnected():
+                        self._lose(f"the student's kernel died while {label} ran")
+                        raise StudentUnavailable(self._lost) from None
                     if client.hb_channel.is_beating():
                         silent_since = None
                     else:
@@ -126,8 +151,7 @@ class RemoteBackend:
 
     def _lose(self, why: str) -> None:
         self._lost = why
-        with contextlib.suppress(Exception):
-            self._client.stop_channels()
+        self.close()
 
     @staticmethod
     def _unpack(message: dict[str, Any], label: str) -> Any:

@@ -6,7 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hw_utils.references import course_reference
 
+
+@course_reference("augment_batch")
 def random_flip_crop(
     images: Tensor, *, padding: int = 4, generator: torch.Generator | None = None
 ) -> Tensor:

@@ -1,10 +1,14 @@
-"""Autograde one submission in a throwaway course with real ``nbgrader autograde``.
+"""Autograde a group of submissions in a throwaway course with real ``nbgrader autograde``.
 
-Everything a grading run needs travels as bytes (:class:`GradingTask` in, :class:`SubmissionResult`
-out), so the same function runs in a thread, a process or on a Dask worker. Inside, a scratch
-course is unpacked from the trusted bundle (config, manifest entry, assets, a template gradebook
-of this assignment only), the submission is copied in, nbgrader autogrades it, and the per-cell
-scores are read back from the throwaway gradebook. The caller merges them into the real one.
+Everything a grading run needs travels as bytes (:class:`GradingTask` in, a list of
+:class:`SubmissionResult` out), so the same function runs in a thread, a process or on a Dask
+worker. Inside, a scratch course is unpacked from the trusted bundle (config, manifest entry,
+assets, a template gradebook of this assignment only), the submissions are copied in, one nbgrader
+process autogrades them one after the other (each student's cells in its own sandboxed kernel,
+the tests in one checker kernel kept warm for the group: see
+:class:`hw_utils.grading.nbgrader_plugins.BoundaryExecute`), the students' cells are scanned for
+what the boundary cannot decide (:mod:`hw_utils.grading.tamper`), and the per-cell scores are read
+back from the throwaway gradebook. The caller merges them into the real one.
 """
 
 from __future__ import annotations
@@ -13,22 +17,25 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
-from hw_utils.grading import cells as C
-from hw_utils.grading.nbgrader_cli import run_command, run_nbgrader
-from hw_utils.grading.recheck import cap_by_recheck, locked_and_test_sources, test_scores
+from hw_utils.grading.nbgrader_cli import run_nbgrader
+from hw_utils.grading.nbgrader_plugins import STUDENT, cell_roles
 from hw_utils.grading.sandbox import SandboxPolicy, prepare
-from hw_utils.grading.tamper import flags_from, protected_names, scan_sources
+from hw_utils.grading.tamper import (
+    assignment_references,
+    defined_names,
+    flags_from,
+    scan_sources,
+)
 from hw_utils.manifest import Assignment
+from hw_utils.references import all_references
 
 # Status values, in grades.csv and SubmissionResult.status.
 GRADED = "graded"
@@ -51,11 +58,19 @@ class CellScore(NamedTuple):
     needs_manual_grade: bool
 
 
-class GradingTask(NamedTuple):
-    assignment: Assignment
+class SubmittedWork(NamedTuple):
+    """What one student handed in: notebook name (without .ipynb) -> bytes."""
+
     student_id: str
     notebooks: dict[str, bytes]
     flags: tuple[str, ...]
+
+
+class GradingTask(NamedTuple):
+    """A group of submissions graded by one nbgrader process."""
+
+    assignment: Assignment
+    submissions: tuple[SubmittedWork, ...]
     bundle: bytes
     policy: SandboxPolicy
 
@@ -154,150 +169,120 @@ def _unreadable(notebooks: dict[str, bytes]) -> str | None:
     return None
 
 
-def grade_submission(task: GradingTask) -> SubmissionResult:
-    """Autograde one submission; never raises: every failure becomes a status and a message."""
-    started = time.monotonic()
-    assignment, student = task.assignment, task.student_id
-    with tempfile.TemporaryDirectory(prefix=f"grade-{student}-") as scratch:
+def grade_group(task: GradingTask) -> list[SubmissionResult]:
+    """Autograde every submission of ``task``; never raises: every failure becomes a status
+    and a message of the submissions it concerns."""
+    assignment = task.assignment
+    with tempfile.TemporaryDirectory(prefix="grade-") as scratch:
         course = Path(scratch) / "course"
         with tarfile.open(fileobj=io.BytesIO(task.bundle), mode="r:gz") as tar:
             tar.extractall(course, filter="data")
         template_db = course / "gradebook.db"
+        zero = scores_from_gradebook(template_db, assignment, None)
+        results: dict[str, SubmissionResult] = {}
 
-        def finish(status, cells, message="", autograded=None, flags=()):
-            return SubmissionResult(
-                student,
+        def result(work, status, cells, message="", autograded=None, flags=(), seconds=0.0):
+            results[work.student_id] = SubmissionResult(
+                work.student_id,
                 status,
-                (*task.flags, *flags),
+                (*work.flags, *flags),
                 tuple(cells),
                 autograded or {},
                 message,
-                round(time.monotonic() - started, 2),
+                round(seconds, 2),
             )
 
-        if not task.notebooks:
-            return finish(MISSING, scores_from_gradebook(template_db, assignment, None))
-        problem = _unreadable(task.notebooks)
-        if problem:
-            return finish(UNREADABLE, scores_from_gradebook(template_db, assignment, None), problem)
+        to_grade = []
+        for work in task.submissions:
+            problem = _unreadable(work.notebooks) if work.notebooks else None
+            if not work.notebooks:
+                result(work, MISSING, zero)
+            elif problem:
+                result(work, UNREADABLE, zero, problem)
+            else:
+                folder = course / "submitted" / work.student_id / assignment.id
+                folder.mkdir(parents=True)
+                for name, content in work.notebooks.items():
+                    (folder / f"{name}.ipynb").write_bytes(content)
+                to_grade.append(work)
+        if to_grade:
+            _autograde(course, task, to_grade, Path(scratch), result)
+    return [results[work.student_id] for work in task.submissions]
 
-        submitted = course / "submitted" / student / assignment.id
-        submitted.mkdir(parents=True)
-        for name, content in task.notebooks.items():
-            (submitted / f"{name}.ipynb").write_bytes(content)
 
-        limits = assignment.limits
-        status_file = Path(scratch) / "execution.json"
-        sandbox_args, sandbox_env = prepare(task.policy, assignment, Path(scratch), status_file)
-        args = [
-            "autograde",
-            assignment.id,
-            f"--student={student}",
-            "--force",
-            f"--ResilientExecute.timeout={limits.cell_timeout_s}",
-            f"--LimitOutput.max_lines={limits.output_max_lines}",
-            *sandbox_args,
-        ]
-        try:
-            run = run_nbgrader(
-                args,
-                course,
-                timeout=limits.notebook_timeout_s + STARTUP_MARGIN_S,
-                env=sandbox_env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return finish(
-                TIMEOUT,
-                scores_from_gradebook(template_db, assignment, None),
-                f"grading took longer than {limits.notebook_timeout_s + STARTUP_MARGIN_S} s and "
-                "was stopped; no cell scores were saved",
-            )
-        autograded_dir = course / "autograded" / student / assignment.id
+def _autograde(course: Path, task: GradingTask, works: list, scratch: Path, result) -> None:
+    assignment, limits = task.assignment, task.assignment.limits
+    template_db = course / "gradebook.db"
+    checker_dir = course / "source" / assignment.id  # the trusted assets (maybe none)
+    checker_dir.mkdir(parents=True, exist_ok=True)
+    status_dir = scratch / "status"
+    status_dir.mkdir()
+    sandbox = prepare(task.policy, assignment, scratch, status_dir)
+    budget = len(works) * (limits.notebook_timeout_s + STARTUP_MARGIN_S)
+    args = [  # no --student: the scratch course holds exactly these students
+        "autograde",
+        assignment.id,
+        "--force",
+        f"--BoundaryExecute.timeout={limits.cell_timeout_s}",
+        f"--BoundaryExecute.checker_dir={checker_dir}",
+        f"--LimitOutput.max_lines={limits.output_max_lines}",
+        *sandbox.args,
+    ]
+    log_tail = ""
+    try:
+        run = run_nbgrader(args, course, timeout=budget, env=sandbox.env, check=False)
+        log_tail = "\n".join(run.stdout.strip().splitlines()[-20:])
+        failure = f"nbgrader autograde failed (exit {run.returncode}):\n{log_tail}"
+    except subprocess.TimeoutExpired:
+        failure = f"grading took longer than {budget} s and was stopped; no cell scores were saved"
+    finally:
+        sandbox.cleanup()
+    for work in works:
+        autograded_dir = course / "autograded" / work.student_id / assignment.id
         outputs = (
             {p.name: p.read_bytes() for p in sorted(autograded_dir.glob("*.ipynb"))}
             if autograded_dir.is_dir()
             else {}
         )
+        status_file = status_dir / f"{work.student_id}.json"
         execution = json.loads(status_file.read_text()) if status_file.exists() else {}
-        log_tail = "\n".join(run.stdout.strip().splitlines()[-20:])
-        if run.returncode != 0 or not outputs:
-            return finish(
-                ERROR,
-                scores_from_gradebook(template_db, assignment, None),
-                f"nbgrader autograde failed (exit {run.returncode}):\n{log_tail}",
-            )
-        cells, tamper_flags = check_for_tampering(
-            course,
-            assignment,
-            outputs,
-            scores_from_gradebook(template_db, assignment, student),
-            sandbox_env,
-            Path(scratch) / "ipc" / "recheck" if task.policy.enabled else None,
-        )
-        return finish(
+        seconds = float(execution.get("seconds", 0.0))
+        if not outputs or "seconds" not in execution:
+            zero = scores_from_gradebook(template_db, assignment, None)
+            status = TIMEOUT if "longer than" in failure else ERROR
+            result(work, status, zero, failure, seconds=seconds)
+            continue
+        result(
+            work,
             execution.get("status", GRADED),
-            cells,
+            scores_from_gradebook(template_db, assignment, work.student_id),
             execution.get("message", ""),
             outputs,
-            (*execution.get("flags", ()), *tamper_flags),
+            (*execution.get("flags", ()), *static_flags(template_db, assignment, outputs)),
+            seconds,
         )
 
 
-def check_for_tampering(
-    course: Path,
-    assignment: Assignment,
-    autograded: dict[str, bytes],
-    cells: list[CellScore],
-    env: dict[str, str],
-    ipc_prefix: Path | None,
-) -> tuple[list[CellScore], list[str]]:
-    """Static scan of the student-writable cells, and the recheck of every test cell in a fresh
-    kernel (see :mod:`hw_utils.grading.recheck`); returns the capped cells and the flags."""
+def static_flags(db_path: Path, assignment: Assignment, autograded: dict[str, bytes]) -> list[str]:
+    """Flags of the static scan of every student cell (cells the gradebook does not know as the
+    instructor's), with this assignment's course references (see :mod:`hw_utils.references`)."""
+    db_url = f"sqlite:///{db_path}"
+    graded: set[str] = set()
+    with Gradebook(db_url) as gb:
+        for notebook in gb.find_assignment(assignment.id).notebooks:
+            for cell in notebook.source_cells:
+                if cell.name in {c.name for c in notebook.solution_cells}:
+                    graded |= defined_names(cell.source)
+    references = assignment_references(graded, all_references())
     flags: list[str] = []
-    workdir = course / "recheck"
-    assets = course / "source" / assignment.id
-    if assets.is_dir():
-        shutil.copytree(assets, workdir, ignore=shutil.ignore_patterns("*.ipynb"))
-    workdir.mkdir(exist_ok=True)
-    rechecked: dict[str, float] = {}
     for name, content in autograded.items():
         nb = nbformat.reads(content.decode("utf-8"), as_version=4)
-        editable = [
+        roles = cell_roles(db_url, Path(name).stem, assignment.id)
+        student_cells = [
             (index, cell.source)
             for index, cell in enumerate(nb.cells)
-            if cell.cell_type == "code" and not C.nbgrader_metadata(cell).get("locked")
+            if cell.cell_type == "code"
+            and roles.get(cell.metadata.get("nbgrader", {}).get("grade_id"), STUDENT) == STUDENT
         ]
-        protected = protected_names(*locked_and_test_sources(nb))
-        flags += flags_from(scan_sources(editable, protected))
-        source, target = workdir / name, workdir / f"rechecked-{name}"
-        source.write_bytes(content)
-        command = [
-            sys.executable,
-            "-m",
-            "hw_utils.grading.recheck",
-            str(source),
-            str(target),
-            f"--cell-timeout={assignment.limits.cell_timeout_s}",
-        ]
-        if ipc_prefix is not None:
-            command.append(f"--ipc={ipc_prefix}")
-        try:
-            run = run_command(
-                command,
-                workdir,
-                env=env,
-                timeout=assignment.limits.notebook_timeout_s + STARTUP_MARGIN_S,
-            )
-        except subprocess.TimeoutExpired:
-            flags.append("recheck_failed")
-            continue
-        if run.returncode != 0 or not target.exists():
-            flags.append("recheck_failed")
-            continue
-        executed = nbformat.read(target, as_version=4)
-        if executed.metadata.get("recheck_incomplete"):
-            flags.append("recheck_incomplete")
-        rechecked.update(test_scores(executed))
-    capped, capped_flags = cap_by_recheck(cells, rechecked)
-    return capped, sorted(set(flags)) + capped_flags
+        flags += flags_from(scan_sources(student_cells, references))
+    return sorted(set(flags))

@@ -2,27 +2,39 @@
 
 1. find the submissions (folder or LMS zip), copying nothing back and modifying nothing;
 2. build the trusted bundle and record the assignment in the course gradebook;
-3. autograde every submission in its own sandboxed throwaway course (threads, or Dask workers);
+3. autograde the submissions in groups, each group in a throwaway course with one nbgrader
+   process, each student's notebook in its own sandboxed kernel (threads, or Dask workers);
 4. merge the scores into the course gradebook, put the autograded notebooks where formgrader
    finds them, render feedback with nbgrader (hidden tests stripped);
 5. write ``grades.csv`` (one row per student, a status that says why when something went
-   wrong), ``cells.csv`` (per-cell detail) and ``feedback/<student>/`` into the output folder.
+   wrong, the seconds its notebook ran), ``cells.csv`` (per-cell detail) and
+   ``feedback/<student>/`` into the output folder.
 """
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import as_completed as as_completed_futures
 from pathlib import Path
 from typing import NamedTuple
 
 from hw_utils.grading import autograde as A
-from hw_utils.grading.gradebook import default_db_url, merge_result, read_scores
+from hw_utils.grading.gradebook import (
+    default_db_url,
+    gradebook_lock,
+    merge_result,
+    normalize_db_url,
+    read_scores,
+    retried,
+)
+from hw_utils.grading.limits import probe as probe_limits
 from hw_utils.grading.nbgrader_cli import run_nbgrader
 from hw_utils.grading.sandbox import SandboxPolicy, require_bwrap
 from hw_utils.grading.submissions import Submission, discover
@@ -51,61 +63,80 @@ class BatchReport(NamedTuple):
     seconds: float
 
 
-def _task(assignment: Assignment, submission: Submission, bundle: bytes, policy) -> A.GradingTask:
+# Submissions graded by one nbgrader process (and one warm checker kernel): larger groups save
+# process starts, smaller ones keep the jobs busy to the end and report progress sooner.
+GROUP_SIZE = 6
+
+
+def _work(submission: Submission) -> A.SubmittedWork:
     notebooks = (
         {}
         if submission.problem
         else {name: path.read_bytes() for name, path in submission.notebooks.items()}
     )
-    return A.GradingTask(
-        assignment, submission.student_id, notebooks, submission.flags, bundle, policy
-    )
+    return A.SubmittedWork(submission.student_id, notebooks, submission.flags)
+
+
+def _tasks(assignment: Assignment, found: list[Submission], bundle: bytes, policy, jobs: int):
+    size = max(1, min(GROUP_SIZE, math.ceil(len(found) / max(1, jobs))))
+    works = [_work(s) for s in found]
+    return [
+        A.GradingTask(assignment, tuple(works[i : i + size]), bundle, policy)
+        for i in range(0, len(works), size)
+    ]
 
 
 def _run_all(
     tasks: list[A.GradingTask], jobs: int, scheduler: str | None, fallback: Callable
 ) -> Iterator[A.SubmissionResult]:
-    """Results in completion order; a task that fails outside grade_submission (a lost Dask
-    worker) yields ``fallback(task, error)`` instead of stopping the batch."""
+    """Results group by group in completion order; a task that fails outside grade_group (a
+    lost Dask worker) yields ``fallback(task, error)`` instead of stopping the batch."""
     if scheduler:
         from dask.distributed import Client, as_completed
 
         with Client(scheduler) as client:
-            futures = {client.submit(A.grade_submission, t, pure=False): t for t in tasks}
+            futures = {client.submit(A.grade_group, t, pure=False): t for t in tasks}
             for future in as_completed(futures):
                 try:
-                    yield future.result()
+                    yield from future.result()
                 except Exception as error:
-                    yield fallback(futures[future], error)
+                    yield from fallback(futures[future], error)
         return
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(A.grade_submission, t): t for t in tasks}
-        for future, task in futures.items():
+        futures = {pool.submit(A.grade_group, t): t for t in tasks}
+        for future in as_completed_futures(futures):
             try:
-                yield future.result()
+                yield from future.result()
             except Exception as error:
-                yield fallback(task, error)
+                yield from fallback(futures[future], error)
 
 
-def _write_feedback(course_root: Path, assignment_id: str, db_url: str, students, out_dir: Path):
-    """Render feedback with nbgrader in the course folder, then copy it to ``out_dir``."""
+def _write_feedback(
+    copy: Path, course_root: Path, assignment_id: str, db_url: str, students, out_dir: Path
+) -> None:
+    """Render the feedback of this run's students with nbgrader in the trusted copy (so that
+    runs at the same time never render each other's students), then copy it to the course's
+    ``feedback/`` and to ``out_dir``."""
     run_nbgrader(
-        ["generate_feedback", assignment_id, "--force", f"--db={db_url}"],
-        course_root,
-        check=False,
+        ["generate_feedback", assignment_id, "--force", f"--db={db_url}"], copy, check=False
     )
     for student in students:
-        rendered = course_root / "feedback" / student / assignment_id
+        rendered = copy / "feedback" / student / assignment_id
         if rendered.is_dir():
-            target = out_dir / "feedback" / student
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(rendered, target)
+            for target in (
+                out_dir / "feedback" / student,
+                course_root / rendered.relative_to(copy),
+            ):
+                shutil.rmtree(target, ignore_errors=True)
+                shutil.copytree(rendered, target)
 
 
 def _write_csv(out_dir: Path, rows: list[GradeRow], db_url: str, assignment_id: str) -> None:
     with open(out_dir / "grades.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student_id", "score", "max_score", "status", "flags", "message"])
+        writer.writerow(
+            ["student_id", "score", "max_score", "status", "flags", "message", "seconds"]
+        )
         for r in rows:
             writer.writerow(
                 [
@@ -115,6 +146,7 @@ def _write_csv(out_dir: Path, rows: list[GradeRow], db_url: str, assignment_id: 
                     r.status,
                     ";".join(r.flags),
                     r.message.replace("\n", " ")[:300],
+                    f"{r.seconds:.1f}",
                 ]
             )
     with open(out_dir / "cells.csv", "w", newline="") as f:
@@ -154,51 +186,56 @@ def grade_batch(
     assignment = get_assignment(course_root, assignment_id)
     if sandbox:
         require_bwrap()
-    db_url = db_url or default_db_url(course_root)
+    db_url = normalize_db_url(db_url) if db_url else default_db_url(course_root)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Jobs share the cores: more math threads than cores per job only thrash.
-    policy = SandboxPolicy(enabled=sandbox, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    support = probe_limits() if sandbox else None
+    policy = SandboxPolicy(enabled=sandbox, threads=threads, limits=support)
+    if support is not None:
+        log(f"limits: {support.describe()}")
 
     with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
         found = discover(Path(submissions), assignment, Path(scratch))
         log(f"{assignment_id}: {len(found)} submission(s) in {submissions}")
         copy = A.trusted_copy(course_root, assignment, Path(scratch))
         bundle = A.make_bundle(copy, assignment)
-        A.register_assignment(copy, assignment, db_url)
+        with gradebook_lock(course_root):
+            retried(lambda: A.register_assignment(copy, assignment, db_url))
         zero = A.scores_from_gradebook(copy / "gradebook.db", assignment, None)
 
-        def fallback(task: A.GradingTask, error: Exception) -> A.SubmissionResult:
-            return A.SubmissionResult(
-                task.student_id,
-                A.ERROR,
-                task.flags,
-                tuple(zero),
-                {},
-                f"grading job failed: {type(error).__name__}: {error}",
-                0.0,
-            )
+        def fallback(task: A.GradingTask, error: Exception) -> list[A.SubmissionResult]:
+            message = f"grading job failed: {type(error).__name__}: {error}"
+            return [
+                A.SubmissionResult(
+                    work.student_id, A.ERROR, work.flags, tuple(zero), {}, message, 0
+                )
+                for work in task.submissions
+            ]
 
         problems = {s.student_id: s.problem for s in found if s.problem}
         folders = {
             s.student_id: next(iter(s.notebooks.values())).parent for s in found if s.notebooks
         }
-        tasks = [_task(assignment, s, bundle, policy) for s in found]
+        tasks = _tasks(assignment, found, bundle, policy, jobs)
         width = max((len(s.student_id) for s in found), default=0)
         rows: list[GradeRow] = []
         for result in _run_all(tasks, jobs, scheduler, fallback):
-            merge_result(db_url, assignment_id, result)
-            target = course_root / "autograded" / result.student_id / assignment_id
-            shutil.rmtree(target, ignore_errors=True)
-            if result.autograded:
-                target.mkdir(parents=True)
-                for name, content in result.autograded.items():
-                    (target / name).write_bytes(content)
-                # nbgrader's release_feedback needs the exchange's files of the submission.
-                for name in EXCHANGE_FILES:
-                    source = folders.get(result.student_id, Path("/nonexistent")) / name
-                    if source.is_file() and not source.is_symlink():
-                        shutil.copyfile(source, target / name)
+            with gradebook_lock(course_root):
+                merge_result(db_url, assignment_id, result)
+            for root in (course_root, copy):  # formgrader's copy, and the one feedback uses
+                target = root / "autograded" / result.student_id / assignment_id
+                shutil.rmtree(target, ignore_errors=True)
+                if result.autograded:
+                    target.mkdir(parents=True)
+                    for name, content in result.autograded.items():
+                        (target / name).write_bytes(content)
+                    # nbgrader's release_feedback needs the exchange's files of the submission.
+                    for name in EXCHANGE_FILES:
+                        source = folders.get(result.student_id, Path("/nonexistent")) / name
+                        if source.is_file() and not source.is_symlink():
+                            shutil.copyfile(source, target / name)
             scores = read_scores(db_url, assignment_id, result.student_id)
             status = result.status
             if status == A.GRADED and scores.needs_manual_grade:
@@ -219,8 +256,9 @@ def grade_batch(
                 f"{'  [' + ';'.join(row.flags) + ']' if row.flags else ''}  ({row.seconds:.1f} s)"
             )
 
-    rows.sort(key=lambda r: r.student_id)
-    _write_feedback(course_root, assignment_id, db_url, [r.student_id for r in rows], out_dir)
+        rows.sort(key=lambda r: r.student_id)
+        students = [r.student_id for r in rows]
+        _write_feedback(copy, course_root, assignment_id, db_url, students, out_dir)
     _write_csv(out_dir, rows, db_url, assignment_id)
     return BatchReport(assignment_id, rows, out_dir, round(time.monotonic() - started, 1))
 

@@ -1,29 +1,33 @@
-"""The grading sandbox: each student's kernel runs under bubblewrap, the grader stays outside.
+"""The grading sandbox: each student's kernel runs under bubblewrap, everything else outside.
 
-nbgrader (trusted) runs as usual; only the kernel it starts is confined. For that, a grading run
-gets its own kernelspec ``python3`` whose command is :mod:`hw_utils.grading.sandbox_kernel` (a
-trusted launcher) and its kernel talks to nbgrader over unix sockets (ZeroMQ ``ipc`` transport)
-in a folder shared with the sandbox, because the sandbox has no network at all.
+nbgrader (trusted) and the checker kernel that runs the tests (trusted, never runs student code;
+see :mod:`hw_utils.grading.nbgrader_plugins`) run as usual; only the student's kernel is
+confined. For that, a grading run gets its own kernelspec ``python3`` whose command is
+:mod:`hw_utils.grading.sandbox_kernel` (a trusted launcher).
 
-Inside the sandbox the kernel sees: the Python installation and hw_utils read-only, a size-limited
-scratch copy of its working folder whose pre-existing files (assets) are read-only, an empty
-``/tmp``, and nothing else of the machine: no course folder, no gradebook, no notebook (not even
-the one being graded, which holds the hidden tests), no other submission, no network. It runs as
-an unprivileged user id with limits on memory, number of processes and file size taken from the
-manifest.
+Inside the sandbox the kernel sees the Python installation and hw_utils read-only, and one
+size-limited tmpfs, ``/sandbox``, that holds every place it can write: its working folder
+``/sandbox/work`` (the assignment's assets bound read-only into it), ``/tmp``, ``/dev/shm`` and the
+folder of its ZeroMQ sockets (``/sandbox/ipc``; the sandbox has no network, and the grader reaches
+the sockets through ``/proc/<pid>/root``). Nothing else of the machine: no course folder, no
+gradebook, no notebook (not even the one being graded, which holds the hidden tests), no other
+submission. It runs as an unprivileged user id, in its own cgroup when the machine allows
+(:mod:`hw_utils.grading.limits`: memory, processes, CPU), with limits from the manifest.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import sys
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 import hw_utils
+from hw_utils.grading.limits import Cgroup, Support
 from hw_utils.manifest import Assignment
 
 
@@ -33,14 +37,19 @@ class SandboxUnavailableError(RuntimeError):
 
 class SandboxPolicy(NamedTuple):
     """How student kernels run; ``enabled=False`` is plain nbgrader (trusted submissions only).
-    ``threads``: math-library threads per kernel (cores shared by the jobs running at once)."""
+    ``threads``: CPU cores per kernel (cores shared by the jobs running at once); ``limits``:
+    what the machine offers (:func:`hw_utils.grading.limits.probe`)."""
 
     enabled: bool = True
     threads: int = 1
+    limits: Support | None = None
 
 
 BWRAP = "bwrap"
 FIRST_SANDBOX_UID = 61000
+# Address space that the Python installation maps before any student code runs (PyTorch's
+# libraries are large); added to the memory limit when RLIMIT_AS stands in for a cgroup.
+LIBRARIES_MB = 6144
 
 
 def require_bwrap() -> str:
@@ -67,39 +76,57 @@ def python_roots() -> list[str]:
     return [str(p) for p in kept]
 
 
+class Prepared(NamedTuple):
+    """What one grading run needs: nbgrader arguments, its environment, and ``cleanup()``
+    (removes what killed kernels may have left: their cgroups)."""
+
+    args: list[str]
+    env: dict[str, str]
+    cleanup: Callable[[], None]
+
+
 def prepare(
-    policy: SandboxPolicy, assignment: Assignment, scratch: Path, status_file: Path
-) -> tuple[list[str], dict[str, str]]:
+    policy: SandboxPolicy, assignment: Assignment, scratch: Path, status_dir: Path
+) -> Prepared:
     """nbgrader arguments and environment for one autograde run in ``scratch``.
 
-    Always: the notebook-level time budget and the status file of
-    :class:`hw_utils.grading.nbgrader_plugins.ResilientExecute`. With the sandbox: a kernelspec
-    that starts the kernel through the launcher, and the ``ipc`` transport.
+    Always: the notebook-level time budget and the status folder of
+    :class:`hw_utils.grading.nbgrader_plugins.BoundaryExecute`. With the sandbox: a kernelspec
+    that starts each student's kernel through the launcher (its own cgroup and user id), and
+    the ``ipc`` transport.
     """
     limits = assignment.limits
     args = [
-        f"--ResilientExecute.notebook_timeout={limits.notebook_timeout_s}",
-        f"--ResilientExecute.status_file={status_file}",
-        f"--RestoreCellMetadata.status_file={status_file}",
+        f"--BoundaryExecute.notebook_timeout={limits.notebook_timeout_s}",
+        f"--BoundaryExecute.status_dir={status_dir}",
+        f"--BoundaryExecute.threads={policy.threads}",
+        f"--RestoreCellMetadata.status_dir={status_dir}",
     ]
     if not policy.enabled:
-        return args, {}
+        return Prepared(args, {}, lambda: None)
     bwrap = require_bwrap()
     scratch = Path(scratch)
     kernel_dir = scratch / "jupyter" / "kernels" / "python3"
     kernel_dir.mkdir(parents=True)
     (scratch / "runtime").mkdir()
-    ipc = scratch / "ipc"
-    ipc.mkdir()
-    ipc.chmod(0o1777)
+    support = policy.limits if policy.limits is not None and policy.limits.kind else None
+    prefix = f"course-grade-{uuid.uuid4().hex[:8]}"
     settings = {
         "bwrap": bwrap,
         "python": sys.executable,
         "python_roots": python_roots(),
         "pythonpath": str(Path(hw_utils.__file__).resolve().parent.parent),
-        "ipc_dir": str(ipc),
-        "uid": FIRST_SANDBOX_UID + random.randrange(4000) if os.geteuid() == 0 else None,
-        "memory_mb": limits.memory_mb,
+        "ipc_link": str(scratch / "ipc"),
+        "uids": [FIRST_SANDBOX_UID, FIRST_SANDBOX_UID + 4000] if os.geteuid() == 0 else None,
+        "cgroup": {
+            "kind": support.kind,
+            "parent": {k: str(v) for k, v in support.parent.items()},
+            "prefix": prefix,
+            "memory_mb": limits.memory_mb,
+        }
+        if support
+        else None,
+        "address_space_mb": None if support else limits.memory_mb + LIBRARIES_MB,
         "max_processes": limits.max_processes,
         "disk_mb": limits.disk_mb,
         "threads": policy.threads,
@@ -119,9 +146,14 @@ def prepare(
         "interrupt_mode": "message",
     }
     (kernel_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
-    args += ["--KernelManager.transport=ipc", f"--KernelManager.ip={ipc / 'kernel'}"]
+    args += ["--KernelManager.transport=ipc", f"--KernelManager.ip={scratch / 'ipc' / 'kernel'}"]
     env = {
         "JUPYTER_PATH": str(scratch / "jupyter"),
         "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"),
     }
-    return args, env
+
+    def cleanup() -> None:
+        for cgroup in Cgroup.existing(support, prefix) if support else ():
+            cgroup.remove()
+
+    return Prepared(args, env, cleanup)

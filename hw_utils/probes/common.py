@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from hw_utils.boundary.calls import ForbiddenCallError
+from hw_utils.boundary.data import (
+    BoundaryError,
+    NotDataError,
+    error_from_data,
+    error_to_data,
+    to_data,
+)
+from hw_utils.checks import CheckFailed
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread inside the block (or the decorated function): the tensors of tests
+    are tiny, so more threads only add overhead, and they stall badly when the cores are busy
+    (as when notebooks are graded side by side). The thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _build(factory: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], seed: int):
@@ -79,3 +103,53 @@ def module_forward(
     with torch.no_grad():
         outputs = [module(x) for x in inputs]
     return {"outputs": outputs, "state_dict": dict(module.state_dict())}
+
+
+def call_each(
+    function: Callable[..., Any], calls: Sequence[tuple[Sequence[Any], dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """``function(*args, **kwargs)`` for each ``(args, kwargs)`` of ``calls``, one after the
+    other: one boundary call for a test that needs many small results (sizes for 200 shapes).
+
+    Returns:
+        One entry per call: ``{"value": the result as data}``, or ``{"error": the exception as
+        data}`` when the call raised (or returned something that is not data); replay an entry
+        on the tests' side with :func:`outcome`.
+    """
+    entries = []
+    for args, kwargs in calls:
+        try:
+            entries.append({"value": to_data(function(*args, **kwargs), "the value returned")})
+        except Exception as error:  # the test decides what an error means
+            entries.append({"error": error_to_data(error)})
+    return entries
+
+
+_KNOWN_ERRORS = {  # as across the boundary: these come back as themselves
+    f"{kind.__module__}.{kind.__qualname__}": kind
+    for kind in (CheckFailed, ForbiddenCallError, NotDataError, BoundaryError)
+}
+
+
+def outcome(entry: dict[str, Any]) -> Any:
+    """The value of one :func:`call_each` entry, or its exception raised here (as the nearest
+    builtin exception with the same message, like an error across the boundary)."""
+    if "error" in entry:
+        raise error_from_data(entry["error"], _KNOWN_ERRORS)
+    return entry["value"]
+
+
+def build_layers(spec: Any) -> nn.Module:
+    """The module that ``spec`` describes, as data: a tuple ``("Conv2d", args, kwargs)`` is
+    ``nn.Conv2d(*args, **kwargs)`` (any layer class of ``torch.nn``), a list of specs an
+    ``nn.Sequential`` of them (nested lists nest)::
+
+        [("Conv2d", (3, 4, 3), {"bias": False}), [("Flatten", (), {}), ("Linear", (4, 2), {})]]
+    """
+    if isinstance(spec, list):
+        return nn.Sequential(*(build_layers(item) for item in spec))
+    name, args, kwargs = spec
+    layer = getattr(nn, name, None)
+    if not (isinstance(layer, type) and issubclass(layer, nn.Module)):
+        raise ValueError(f"build_layers: {name!r} is not a layer of torch.nn.")
+    return layer(*args, **kwargs)
