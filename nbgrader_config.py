@@ -85,6 +85,7 @@ c.Autograde.autograde_preprocessors = [
     # never active content (a student's <script> would run in the grader's Jupyter page).
     SanitizeHTML,
 ]
+c.SanitizeHTML.enabled = True  # nbconvert's preprocessors are off unless enabled
 if limits:
     c.BoundaryExecute.timeout = max(limit.cell_timeout_s for limit in limits)
     c.LimitOutput.max_lines = max(limit.output_max_lines for limit in limits)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -46,6 +46,10 @@ __all__ = [
 
 Batches = Iterable[tuple[Tensor, Tensor]]
 """Any iterable of ``(inputs, labels)`` batches."""
+
+Penalty = Callable[[nn.Module], Tensor]
+"""A regularisation term of the model's parameters, e.g. ``lambda m: l2_penalty(m, 1e-4)``: a
+scalar tensor added to the loss before each backward pass."""
 
 
 class EpochResult(NamedTuple):
@@ -142,12 +146,24 @@ def train_epoch(
     loss_fn: Any,
     optimizer: torch.optim.Optimizer,
     device: torch.device | str,
+    *,
+    scheduler: Any = None,
+    penalty: Penalty | None = None,
 ) -> EpochResult:
     """One training pass over ``loader``: ``model.train()``, then per batch zero the gradients,
     forward, backward and ``optimizer.step()``.
 
+    ``optimizer`` is any ``torch.optim.Optimizer`` (PyTorch's or one of your own).
+
+    Args:
+        scheduler: a learning-rate scheduler stepped after every ``optimizer.step()`` (a
+            schedule counted in batches, such as a warm-up); ``fit`` steps one per epoch instead.
+        penalty: ``penalty(model)``, a scalar tensor added to each batch's loss before the
+            backward pass (e.g. an L2 penalty); ``None`` adds nothing.
+
     Returns the mean loss over samples and the accuracy (percent) of the predictions made during
-    the pass (each with the weights before that batch's step).
+    the pass (each with the weights before that batch's step). The loss is ``loss_fn``'s alone,
+    without the penalty, so that runs with different penalties compare on the same scale.
     """
     model.train()
     tally = _Tally("train_epoch")
@@ -156,9 +172,24 @@ def train_epoch(
         scores = model(inputs)
         loss = loss_fn(scores, labels)
         tally.add(loss, scores, labels)
+        if penalty is not None:
+            loss = loss + _penalty_term(penalty, model)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
     return tally.result()
+
+
+def _penalty_term(penalty: Penalty, model: nn.Module) -> Tensor:
+    term = penalty(model)
+    if not isinstance(term, Tensor) or term.ndim != 0:
+        what = f"shape {tuple(term.shape)}" if isinstance(term, Tensor) else type(term).__name__
+        raise ValueError(
+            f"train_epoch: penalty(model) returned {what}, expected a scalar tensor (0-d) that "
+            "autograd can differentiate; sum the terms, and do not call .item() on them."
+        )
+    return term
 
 
 @course_reference("evaluate")
@@ -210,17 +241,24 @@ def fit(
     early_stopping: int | None = None,
     *,
     scheduler: Any = None,
+    scheduler_interval: str = "epoch",
     progress: bool = True,
+    penalty: Penalty | None = None,
 ) -> FitResult:
     """Train for up to ``epochs`` epochs, evaluating on ``val_loader`` after each.
 
     Args:
+        optimizer: any ``torch.optim.Optimizer`` (PyTorch's or one of your own).
         early_stopping: stop once this many consecutive epochs bring no new best (strictly lower)
             validation loss; ``None`` always runs every epoch.
-        scheduler: a learning-rate scheduler stepped once per epoch, after training and
-            evaluation (``ReduceLROnPlateau`` is given the validation loss).
+        scheduler: a learning-rate scheduler. With ``scheduler_interval="epoch"`` it is stepped
+            once per epoch, after training and evaluation (``ReduceLROnPlateau`` is given the
+            validation loss); with ``"batch"``, after every optimizer step (schedules counted
+            in batches, such as a warm-up), by :func:`train_epoch`.
         progress: show a progress bar over epochs with the latest train/val loss and accuracy,
             written to stdout; ``False`` prints nothing.
+        penalty: ``penalty(model)``, a scalar tensor added to the training loss of every batch
+            before the backward pass (see :func:`train_epoch`); the reported losses leave it out.
 
     Returns:
         The per-epoch history; ``num_epochs`` is the number of epochs actually run.
@@ -228,6 +266,16 @@ def fit(
     _check_positive_int(epochs, "epochs")
     if early_stopping is not None:
         _check_positive_int(early_stopping, "early_stopping")
+    if scheduler_interval not in ("epoch", "batch"):
+        raise ValueError(
+            f"fit: scheduler_interval must be 'epoch' or 'batch', got {scheduler_interval!r}."
+        )
+    per_batch = scheduler if scheduler_interval == "batch" else None
+    if isinstance(per_batch, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        raise ValueError(
+            "fit: ReduceLROnPlateau watches the validation loss, which exists once per epoch; "
+            "use scheduler_interval='epoch' with it."
+        )
 
     train_loss: list[float] = []
     train_acc: list[float] = []
@@ -238,7 +286,9 @@ def fit(
     stop_message = ""
     bar = tqdm(total=epochs, desc="fit", unit="epoch", file=sys.stdout, disable=not progress)
     for epoch in range(1, epochs + 1):
-        train = train_epoch(model, train_loader, loss_fn, optimizer, device)
+        train = train_epoch(
+            model, train_loader, loss_fn, optimizer, device, scheduler=per_batch, penalty=penalty
+        )
         val = evaluate(model, val_loader, loss_fn, device)
         train_loss.append(train.loss)
         train_acc.append(train.accuracy)
@@ -254,7 +304,7 @@ def fit(
             refresh=False,
         )
         bar.update()
-        if scheduler is not None:
+        if scheduler is not None and per_batch is None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(val.loss)
             else:

@@ -73,8 +73,9 @@ print('FOUND ' + ', '.join(found) if found else 'nothing found')
         """
 import gc, linecache, sys
 texts = [s for s in list(In) + [''.join(v[2]) for v in linecache.cache.values()]]
-texts += [o for o in gc.get_objects() if isinstance(o, str) and 'HIDDEN' in o]
-leak = [t for t in texts if 'BEGIN HIDDEN' in t]
+marker = ' '.join(['BEGIN', 'HIDDEN'])  # built here: this cell's own text is no leak
+texts += [o for o in gc.get_objects() if isinstance(o, str) and marker in o and o != marker]
+leak = [t for t in texts if marker in t]
 from IPython.display import HTML, display
 display(HTML('<pre>' + '\\n'.join(leak) + '</pre>'))
 print('\\x1b]0;' + '\\n'.join(leak) + '\\x07', 'leaked', len(leak))
@@ -279,7 +280,9 @@ print(f'wrote {total} MB')
     "memory_hog": Attack(
         "hog = bytearray(20 * 2**30)\n",
         "base",
-        (*ANY_GRADED, "kernel_died"),
+        # a MemoryError, the OOM killer, or (cgroup v1 reclaiming on a loaded machine) a cell that
+        # hangs until its timeout: each is contained, the rest of the batch is graded
+        (*ANY_GRADED, "kernel_died", "timeout"),
         (),
     ),
     "shared_memory_hog": Attack(

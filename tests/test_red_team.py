@@ -82,6 +82,7 @@ def red_team(request, tmp_path_factory):
         "attacks": attacks,
         "rows": {row.student_id: row for row in report.rows},
         "out": root / "out",
+        "submissions": submissions,
         "unchanged": _digest(protected) == before,
         "network_reached": reached,
     }
@@ -157,7 +158,16 @@ def test_no_feedback_shows_a_hidden_test_line(red_team):
     assert {p.parent.name for p in pages} >= {*red_team["honest"], *red_team["attacks"]}
     for page in pages:
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))  # as rendered
-        leaked = sorted(hidden & {line.strip() for line in text.splitlines()})
+        # a line the student wrote themselves (an attack's `return found`) is no leak
+        submitted = (
+            red_team["submissions"] / page.parent.name / assignment_id / f"{page.stem}.ipynb"
+        )
+        own = {
+            line.strip()
+            for cell in nbformat.read(submitted, 4).cells
+            for line in cell.source.splitlines()
+        }
+        leaked = sorted((hidden - own) & {line.strip() for line in text.splitlines()})
         assert not leaked and "### BEGIN HIDDEN TESTS" not in text, (page, leaked[:3])
 
 

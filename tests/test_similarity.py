@@ -130,10 +130,8 @@ def test_student_code_is_solution_cells_and_added_cells(fixture_course):
         for c in release["cells"]
         if c["metadata"].get("nbgrader", {}).get("solution") and c["cell_type"] == "code"
     )
-    given = next(
-        c
-        for c in release["cells"]
-        if c["cell_type"] == "code" and not c["metadata"].get("nbgrader")
+    setup = next(
+        c for c in release["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "setup"
     )
     solution["source"] = C.strip_solution_markers("".join(solution["source"])).replace(
         "raise NotImplementedError", "value = 41 + 1  # raise NotImplementedError"
@@ -146,10 +144,11 @@ def test_student_code_is_solution_cells_and_added_cells(fixture_course):
             "source": "def helper():\n    return 42\n",
         }
     )
-    release["cells"].append(dict(given))
+    # the given setup code pasted into a new cell of the student's (no nbgrader metadata)
+    release["cells"].append({**setup, "metadata": {}})
     code = student_code(release, notebook, released)
     assert "value = 41 + 1" in code and "def helper():" in code
-    assert code.count("# ---") == 2, "the unchanged given cell is not the student's"
+    assert code.count("# ---") == 2, "a pasted copy of given code is not the student's"
 
 
 def test_errors_name_the_missing_piece(fixture_course):

@@ -104,6 +104,7 @@ class LocalBackend:
         return shell.user_ns if shell is not None else sys.modules["__main__"].__dict__
 
     def request(self, request: dict[str, Any]) -> Any:
+        __tracebackhide__ = True
         from hw_utils.boundary.calls import perform
         from hw_utils.boundary.data import decode, encode
 
@@ -139,6 +140,9 @@ def connect(connection_file: str, timeout: float) -> None:
 
 
 def _send(op: str, target: str, args: tuple, kwargs: dict, label: str) -> Any:
+    # IPython leaves the boundary's frames out of tracebacks: a student's error shows the test
+    # and then their own code (every function on the way marks itself the same way).
+    __tracebackhide__ = True
     request = {
         "op": op,
         "target": target,
@@ -161,6 +165,7 @@ class StudentName:
         self.__name__ = self.__qualname__ = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
         return _send("call", self.__name__, args, kwargs, self.__name__)
 
     def __repr__(self) -> str:
@@ -180,12 +185,14 @@ class Student:
 
     def value(self, name: str) -> Any:
         """The current value of the student's variable ``name``, as data."""
+        __tracebackhide__ = True
         return _send("value", name, (), {}, name)
 
     def run(self, probe: Any, *args: Any, **kwargs: Any) -> Any:
         """``probe(*args, **kwargs)`` run where the student's code runs; ``student.<name>``
         arguments arrive as the student's objects. ``probe`` must be importable by name (a
         function of :mod:`hw_utils.probes`) and return data."""
+        __tracebackhide__ = True
         from hw_utils.boundary.calls import function_path
 
         path = function_path(probe)

@@ -138,6 +138,7 @@ class _Sink(io.TextIOBase):
 def perform(request: dict[str, Any], namespace: dict[str, Any], *, quiet: bool) -> Any:
     """The data that ``request`` yields in ``namespace`` (the student's notebook). Raises what
     the student's code raises, or :class:`NotDataError` when the result is not data."""
+    __tracebackhide__ = True  # see hw_utils.boundary._send
     op, target = request["op"], request["target"]
     if op == "value":
         return to_data(lookup(target, namespace), f"the value of {target}")

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 
+from hw_utils.grading.fresh_gradebook import ensure_sqlite_gradebook
 from hw_utils.grading.nbgrader_cli import run_nbgrader
 from hw_utils.grading.nbgrader_plugins import STUDENT, cell_roles
 from hw_utils.grading.sandbox import SandboxPolicy, prepare
@@ -100,6 +101,7 @@ def trusted_copy(course_root: Path, assignment: Assignment, scratch: Path) -> Pa
 
 def register_assignment(copy: Path, assignment: Assignment, db_url: str) -> None:
     """Record the assignment (notebooks, cells, hidden tests) in the gradebook at ``db_url``."""
+    ensure_sqlite_gradebook(db_url)
     run_nbgrader(
         [
             "generate_assignment",
@@ -223,6 +225,9 @@ def _autograde(course: Path, task: GradingTask, works: list, scratch: Path, resu
         "autograde",
         assignment.id,
         "--force",
+        # the group's own template gradebook, whatever db_url the course's config names (the
+        # team's server is merged into afterwards, by the trusted side)
+        f"--db=sqlite:///{template_db}",
         f"--BoundaryExecute.timeout={limits.cell_timeout_s}",
         f"--BoundaryExecute.checker_dir={checker_dir}",
         f"--LimitOutput.max_lines={limits.output_max_lines}",

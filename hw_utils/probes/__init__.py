@@ -16,5 +16,7 @@ Rules for probes:
 - take only data and student references as arguments, build everything else from them (seeded);
 - one module per assignment (``hw_utils.probes.hw1``...), shared helpers in
   :mod:`hw_utils.probes.common`; a stand-in that replaces a graded function (``standing_in``) is a
-  course reference and is marked with :func:`hw_utils.references.course_reference`.
+  course reference and is marked with :func:`hw_utils.references.course_reference`;
+- a probe that runs the student's code sets ``__tracebackhide__ = True``: IPython leaves its frame
+  out, so a student's traceback goes from the test cell straight into their own code.
 """

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -20,20 +20,32 @@ from hw_utils.boundary.data import (
 from hw_utils.checks import CheckFailed
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
+class one_thread:  # a context manager and a decorator, named like a function
     """torch on one thread inside the block (or the decorated function): the tensors of tests
     are tiny, so more threads only add overhead, and they stall badly when the cores are busy
     (as when notebooks are graded side by side). The thread count is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+
+    def __enter__(self) -> None:
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self._threads)
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def single_threaded(*args: Any, **kwargs: Any) -> Any:
+            __tracebackhide__ = True  # a student's traceback skips this wrapper
+            with one_thread():  # a fresh one per call: calls may nest
+                return function(*args, **kwargs)
+
+        return single_threaded
 
 
 def _build(factory: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], seed: int):
+    # Probes that only forward to the student's code hide their frames (as the boundary does):
+    # a student's traceback goes from the test cell straight into their own code.
+    __tracebackhide__ = True
     torch.manual_seed(seed)
     return factory(*args, **kwargs)
 
@@ -52,6 +64,7 @@ def module_state(
         {name: tensor}, "state_dict": {key: tensor}}``; ``attributes`` are the tensors and
         ``None`` values set directly on the module (e.g. ``bias = None``), by attribute name.
     """
+    __tracebackhide__ = True
     module = _build(factory, args, kwargs or {}, seed)
     if not isinstance(module, nn.Module):
         return {"class": type(module).__name__, "is_module": False}
@@ -94,6 +107,7 @@ def module_forward(
     Returns:
         ``{"outputs": [tensor, ...], "state_dict": {...} after the passes}``.
     """
+    __tracebackhide__ = True
     module = _build(factory, args, kwargs, seed)
     if state_dict is not None:
         module.load_state_dict(state_dict)

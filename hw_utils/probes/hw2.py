@@ -34,6 +34,7 @@ from hw_utils.training import EpochResult
 def spatial_size_after_by_pytorch(confs: list[tuple[str, dict]], input_size: int) -> int:
     """PyTorch's answer for ``spatial_size_after``: a zero image run through real conv and pool
     ops. Raises ``ValueError`` when a layer does not fit."""
+    __tracebackhide__ = True
     x = torch.zeros(1, 1, input_size, input_size)
     for kind, conf in confs:
         try:
@@ -59,6 +60,7 @@ def _size(value: Any) -> str:
 def describe_layer(layer: nn.Module) -> str:
     """A short description of one layer: its type and the arguments that matter here, e.g.
     ``Conv2d(3->8, kernel=3, stride=1, padding=0)``; :func:`build_described` reads it back."""
+    __tracebackhide__ = True
     if isinstance(layer, nn.Conv2d):
         return (
             f"Conv2d({layer.in_channels}->{layer.out_channels}, kernel={_size(layer.kernel_size)}, "
@@ -83,6 +85,7 @@ def build_described(descriptions: Sequence[str]) -> nn.Sequential:
     """The ``nn.Sequential`` of the layers that :func:`describe_layer` describes, in order
     (``"Conv2d(3->8, kernel=3, stride=1, padding=0)"``, ``"ReLU"``, ...), with PyTorch's
     default initialisation."""
+    __tracebackhide__ = True
     layers = []
     for text in descriptions:
         match = _DESCRIPTION.fullmatch(text)
@@ -106,6 +109,7 @@ def load_parameters(module: nn.Module, parameters: dict[str, list[list[torch.Ten
     """Copy ``parameters[kind][i]`` (the ``i``-th layer of that kind: its weight and bias, as
     ``parameters(recurse=False)`` lists them) into the layers of ``module``; ``""`` when done,
     else what does not fit (the layers are then partly set)."""
+    __tracebackhide__ = True
     for kind, values in parameters.items():
         layers = [m for m in module.modules() if isinstance(m, PARAMETER_KINDS[kind])]
         if len(layers) != len(values):
@@ -170,6 +174,7 @@ def model_layers(
         ``feature_extractor`` and ``classifier``, "layers": [descriptions] or None, "scores",
         "scores_error", "output", "error"}``; an error is ``"TypeName: message"``, or ``None``.
     """
+    __tracebackhide__ = True  # builds the student's model: its errors show their code
     torch.manual_seed(seed)
     model = factory(*args)
     report: dict[str, Any] = {
@@ -218,6 +223,7 @@ def seeded_output(
 ) -> dict[str, Any]:
     """Build ``factory(*args, **kwargs)`` with global seed ``seed`` and run it in float64 on
     ``x``, without gradients: ``{"printed": repr(model), "output": model(x)}``."""
+    __tracebackhide__ = True
     torch.manual_seed(seed)
     model = factory(*args, **kwargs)
     with torch.no_grad():
@@ -230,6 +236,7 @@ def seeded_output(
 
 def tiny_dataset(num_samples: int = 10, num_classes: int = 3, seed: int = 0) -> ImageDataset:
     """``num_samples`` random 3x2x2 images, labels 0, 1, ..., num_classes - 1 in turn."""
+    __tracebackhide__ = True
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(num_samples, 3, 2, 2, generator=generator)
     labels = torch.arange(num_samples) % num_classes
@@ -239,6 +246,7 @@ def tiny_dataset(num_samples: int = 10, num_classes: int = 3, seed: int = 0) -> 
 def tiny_model(num_classes: int = 3, seed: int = 0) -> nn.Sequential:
     """Flatten + Linear(12, num_classes) with large seeded weights: the scores differ a lot from
     sample to sample, so the loss differs per sample and only some predictions are right."""
+    __tracebackhide__ = True
     generator = torch.Generator().manual_seed(seed)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, num_classes))
     with torch.no_grad():
@@ -254,6 +262,7 @@ def train_epoch_parameters(
     """The parameters of ``tiny_model()`` after ``train_epoch(model, BatchLoader(tiny_dataset(),
     batch_size), nn.CrossEntropyLoss(), SGD(lr), "cpu")``; with ``stale_grad``, every ``.grad``
     holds that value before the epoch (as if left over from earlier)."""
+    __tracebackhide__ = True
     dataset, model = tiny_dataset(), tiny_model()
     if stale_grad is not None:
         for p in model.parameters():
@@ -276,6 +285,7 @@ def epoch_result(
     ``BatchLoader(tiny_dataset(num_samples, num_classes, seed), batch_size)`` with
     ``nn.CrossEntropyLoss()`` on the CPU: called as ``train_epoch`` (with an SGD optimizer of
     learning rate ``lr``; 0 keeps the model as it is) or, without ``lr``, as ``evaluate``."""
+    __tracebackhide__ = True
     dataset, model = tiny_dataset(num_samples, num_classes, seed), tiny_model(num_classes, seed)
     loader, loss_fn = BatchLoader(dataset, batch_size), nn.CrossEntropyLoss()
     if lr is None:
@@ -311,6 +321,7 @@ def forward_modes(
         ``{"seen": [(training, grad enabled) at each forward], "before": parameters before,
         "after": parameters after, "grads": their .grad (None when unset)}``.
     """
+    __tracebackhide__ = True
     probe = ModeProbe()
     probe.train(train)
     before = [p.detach().clone() for p in probe.parameters()]
@@ -350,6 +361,7 @@ def _scripted(function: str, loader: Any, losses: list[float], accuracy: float) 
 def scripted_train_epoch(model, loader, loss_fn, optimizer, device) -> EpochResult:
     """Stand-in for ``train_epoch`` in ``fit``'s tests: at epoch k (from 0) it returns
     ``EpochResult(train_losses[k], 50 + k)`` of :func:`scripted_fit` and logs the call."""
+    __tracebackhide__ = True
     return _scripted("train_epoch", loader, _script["train_losses"], 50.0)
 
 
@@ -357,6 +369,7 @@ def scripted_train_epoch(model, loader, loss_fn, optimizer, device) -> EpochResu
 def scripted_evaluate(model, loader, loss_fn, device) -> EpochResult:
     """Stand-in for ``evaluate`` in ``fit``'s tests: at epoch k it returns
     ``EpochResult(val_losses[k], 40 + k)`` of :func:`scripted_fit` and logs the call."""
+    __tracebackhide__ = True
     return _scripted("evaluate", loader, _script["val_losses"], 40.0)
 
 
@@ -377,6 +390,7 @@ def scripted_fit(
         ``{"result": what fit returned, "calls": [(function, "train_loader", "val_loader" or
         "another loader"), ...] in order}``.
     """
+    __tracebackhide__ = True
     train_loader, val_loader = ["training batches"], ["validation batches"]
     _script.update(
         train_losses=list(train_losses),
@@ -417,6 +431,7 @@ def initialised_weights(
         ``{"layers": [descriptions], "weights": [...], "biases": [tensor or None]}`` of the
         model's Conv2d and Linear layers, in ``model.modules()`` order.
     """
+    __tracebackhide__ = True
     torch.manual_seed(seed)
     model = build_layers(spec)
     if init_seed is not None:
