@@ -69,7 +69,7 @@ def _execute(profile: str, extra: str = "") -> tuple[nbformat.NotebookNode, floa
 
 
 def _printed(cell: nbformat.NotebookNode) -> str:
-    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
 
 
 def ci_timing() -> None:
@@ -120,10 +120,15 @@ def full_effects() -> None:
             f"(x{frozen / scratch:.2f}); fine-tune - frozen {fine - frozen:+5.1f}; "
             f"frozen + BN - frozen {accuracy['frozen + BN', k] - frozen:+5.1f}"
         )
-    for cell in nb.cells:
-        text = _printed(cell)
-        if "largest change of a running" in text or "fine-tune, 1e-" in text:
-            print("  " + text.strip().replace("\n", "\n  "))
+    print("  what the other experiments print (the model answers quote these):")
+    for index, cell in enumerate(nb.cells[:-1]):
+        lines = [
+            line.rsplit("\r", 1)[-1]
+            for line in _printed(cell).splitlines()
+            if "%" in line and "it/s]" not in line and "s/it]" not in line
+        ]
+        for line in lines:
+            print(f"    [{_label(index, cell)[:24]}] {line.strip()}")
 
 
 def pretraining() -> None:
