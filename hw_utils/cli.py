@@ -140,6 +140,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from hw_utils.grading import batch, build, check, demo
+    from hw_utils.grading.samples import scores_match
 
     root = find_course_root(args.course_dir)
     if args.command == "build":
@@ -203,7 +204,7 @@ def _run(args: argparse.Namespace) -> int:
             row.student_id
             for report, expected in results
             for row in report.rows
-            if row.student_id in expected and abs(row.score - expected[row.student_id]) > 1e-6
+            if row.student_id in expected and not scores_match(row.score, expected[row.student_id])
         ]
         if mismatches:
             print(f"demo: scores differ from the samples' expectations: {', '.join(mismatches)}")

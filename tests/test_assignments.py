@@ -20,10 +20,20 @@ from test_grading_fixture import require_bwrap
 from hw_utils.grading.batch import grade_batch
 from hw_utils.grading.cells import source_notebook
 from hw_utils.grading.check import check_course
-from hw_utils.grading.samples import expected_scores, load_samples, materialise
+from hw_utils.grading.samples import expected_scores, load_samples, materialise, scores_match
 from hw_utils.manifest import load_manifest
 
 MANIFEST = load_manifest(REPO)
+
+
+def test_rounded_expectations_match_the_exact_total_and_a_lost_case_does_not():
+    # hw5's sample_decays_swapped: partial credits of 12/7, 2/3 and 4/3 points, written with the
+    # 6 significant digits of cells.csv
+    exact = 4 + 12 / 7 + 2 / 3 + 12 / 7 + 4 / 3
+    written = 4 + 1.71429 + 0.666667 + 1.71429 + 1.33333
+    assert abs(exact - written) > 1e-6
+    assert scores_match(exact, written)
+    assert not scores_match(exact - 1 / 7, written), "a lost case worth 1/7 point"
 
 
 def test_course_check_passes_on_the_repository():
@@ -90,5 +100,7 @@ def test_grading_contract(assignment_id, tmp_path):
         }
         if wrong:
             failures.append(f"{sample.student_id} ({sample.description}): got/expected {wrong}")
+        elif not scores_match(row.score, sum(expected.values())):  # what course demo compares
+            failures.append(f"{sample.student_id}: total {row.score} != {sum(expected.values())}")
     assert not failures, "\n".join(failures)
     assert rows["sample_blank"].score == 0

@@ -36,6 +36,7 @@ from hw_utils.grading.gradebook import (
 )
 from hw_utils.grading.limits import probe as probe_limits
 from hw_utils.grading.nbgrader_cli import run_nbgrader
+from hw_utils.grading.samples import scores_match
 from hw_utils.grading.sandbox import SandboxPolicy, require_bwrap
 from hw_utils.grading.submissions import Submission, discover
 from hw_utils.manifest import Assignment, get_assignment
@@ -282,7 +283,7 @@ def format_table(report: BatchReport, expected: dict[str, float] | None = None) 
         values = [r.student_id, f"{r.score:g}", f"{r.max_score:g}", r.status]
         if expected:
             want = expected.get(r.student_id)
-            ok = want is not None and abs(want - r.score) < 1e-6
+            ok = want is not None and scores_match(r.score, want)
             values.append("" if want is None else f"{want:g} {'ok' if ok else 'MISMATCH'}")
         values.append(";".join(r.flags))
         lines.append(line(values).rstrip())

@@ -92,6 +92,18 @@ def validate_sample(sample: Sample, course_root: Path, assignment: Assignment) -
     return problems
 
 
+SCORE_TOLERANCE = 1e-4
+"""How far a total may be from the sum of a sample's expected cell scores and still match: the
+expectations are written with 6 significant digits (``12/7`` as ``1.71429``), so a sum of several
+rounded partial credits is off by up to a few millionths; a real difference is a whole case's
+share of a cell's points, at least a few hundredths."""
+
+
+def scores_match(score: float, expected: float) -> bool:
+    """A graded total equals a sample's expected total, up to the rounding of its expectations."""
+    return abs(score - expected) < SCORE_TOLERANCE
+
+
 def expected_scores(sample: Sample, course_root: Path, assignment: Assignment) -> dict[str, float]:
     """Expected points of every autograded (test) cell for this sample."""
     scores = {}
