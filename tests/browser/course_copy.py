@@ -18,6 +18,13 @@ from hw_utils.grading.samples import Sample, load_samples, materialise
 from hw_utils.manifest import Assignment, load_manifest
 
 STUB = re.compile(r'raise NotImplementedError\("([\w.]+): replace this line with your code"\)')
+STUB_ERROR = re.compile(r"NotImplementedError: ([\w.]+): replace this line with your code\s*$")
+"""The last line of the error an untouched stub raises, as a notebook shows it."""
+# A test cell that stops on an error (an untouched stub, a check that raises) shows IPython's
+# traceback: a few frames (the test line, the test helpers, the stub's `raise`) of a few context
+# lines each, then the message; a traceback through library internals or a printed tensor is
+# much longer.
+MAX_ERROR_LINES = 60
 
 REAL_ASSIGNMENTS = list(load_manifest(REPO))
 

@@ -1,14 +1,15 @@
-"""A course on one machine, in the browser: the student guide on every assignment of the
-manifest, the exchange round trip (steps 1, 3, 4) on the first one.
+"""A course on one machine, in the browser: the student guide (a partly wrong notebook) on every
+assignment of the manifest; the untouched and solved notebooks and the exchange round trip
+(steps 1, 3, 4) on the first one.
 
 The tests run in order, as a course does:
 
 1. the instructor releases (``nbgrader release_assignment``); the student fetches in JupyterLab's
    *Assignments* panel, works (a bundled partly wrong sample) and submits there;
-2. the student goes through the README's student guide on copies of each released assignment:
+2. the student goes through the README's student guide on copies of the released assignments:
    the untouched notebook stops at each stub with its name; a solved one runs clean under
-   *Restart Kernel and Run All Cells* and *Validate* says success; a partly wrong one explains its
-   failing tests and *Validate* names exactly those;
+   *Restart Kernel and Run All Cells* and *Validate* says success (first assignment); a partly
+   wrong one explains its failing tests and *Validate* names exactly those (every assignment);
 3. the instructor collects (``nbgrader collect``), grades with ``course grade`` (sandbox on),
    opens formgrader, grades a discussion answer by hand and exports the grades
    (``export/grades.csv`` holds the manual points);
@@ -25,7 +26,6 @@ from __future__ import annotations
 import csv
 import getpass
 import os
-import re
 from typing import NamedTuple
 
 import pytest
@@ -40,7 +40,9 @@ from hw_utils.manifest import get_assignment
 
 from . import lab_page as lab
 from .course_copy import (
+    MAX_ERROR_LINES,
     REAL_ASSIGNMENTS,
+    STUB_ERROR,
     graded_tests,
     partly_wrong_sample,
     sample,
@@ -55,12 +57,6 @@ from .lab_server import LabSpec, lab_servers
 pytestmark = pytest.mark.browser
 
 STUDENT = getpass.getuser()  # nbgrader's exchange names a submission after the OS user
-STUB_ERROR = re.compile(r"NotImplementedError: ([\w.]+): replace this line with your code\s*$")
-# A test cell that stops on an error (an untouched stub, a check that raises) shows IPython's
-# traceback: a few frames (the test line, the test helpers, the stub's `raise`) of a few context
-# lines each, then the message; a traceback through library internals or a printed tensor is
-# much longer.
-MAX_ERROR_LINES = 60
 # A failed case prints "FAILED <case>: ... expected ...", maybe what came and what was expected on
 # a line each, and a hint.
 MAX_LINES_PER_FAILED_CASE = 5
@@ -69,6 +65,13 @@ MAX_LINES_PER_FAILED_CASE = 5
 # 3-minute budget. What students see in their notebooks is checked on every assignment, and the
 # grading contract grades every assignment's samples.
 EXCHANGE_ASSIGNMENTS = REAL_ASSIGNMENTS[:1]
+# The untouched and the solved notebook in JupyterLab are the same for every assignment (stubs
+# stop Run All, a solved notebook renders its plots and validates): on the first one. Their
+# content is checked on every assignment outside the browser (every test cell of each untouched
+# release stops on a named stub: test_untouched_release.py; every solution earns full points:
+# the grading contract; its outputs: nbval). What a partly wrong notebook shows (each failing
+# test's message and hint, Validate naming exactly those) is each assignment's own: on all.
+GUIDE_ASSIGNMENTS = REAL_ASSIGNMENTS[:1]
 
 
 def exchange_config(exchange) -> str:
@@ -93,11 +96,9 @@ def campus(tmp_path_factory, browser_session):
     notebooks = {}
     for assignment_id in REAL_ASSIGNMENTS:
         assignment = get_assignment(course, assignment_id)
-        works = {
-            "untouched": None,
-            "solved": sample(course, assignment_id, "full"),
-            "partly-wrong": partly_wrong_sample(course, assignment_id),
-        }
+        works = {"partly-wrong": partly_wrong_sample(course, assignment_id)}
+        if assignment_id in GUIDE_ASSIGNMENTS:
+            works |= {"untouched": None, "solved": sample(course, assignment_id, "full")}
         for variant, work in works.items():
             folder = student_folder(course, assignment, work, home / f"{assignment_id}-{variant}")
             notebooks[assignment_id, variant] = folder / f"{assignment.notebooks[0]}.ipynb"
@@ -190,7 +191,7 @@ def describe(cells: list[lab.CellView]) -> str:
     return "\n".join(f"cell {c.index} {c.prompt}\n{c.text()[:800]}" for c in cells)
 
 
-@pytest.mark.parametrize("assignment_id", REAL_ASSIGNMENTS)
+@pytest.mark.parametrize("assignment_id", GUIDE_ASSIGNMENTS)
 def test_untouched_release_stops_at_each_stub_naming_the_function(
     assignment_id, campus, browser_session
 ):
@@ -230,7 +231,7 @@ def test_untouched_release_stops_at_each_stub_naming_the_function(
     assert not unnamed, f"no test cell of the untouched release names the stub of {unnamed}"
 
 
-@pytest.mark.parametrize("assignment_id", REAL_ASSIGNMENTS)
+@pytest.mark.parametrize("assignment_id", GUIDE_ASSIGNMENTS)
 def test_solved_notebook_runs_clean_and_validates(assignment_id, campus, browser_session):
     page, notebook, run_timeout, _ = open_variant(campus, assignment_id, "solved")
     course = campus["course"].root
