@@ -11,6 +11,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from hw_utils.cli import main
+from hw_utils.grading import sandbox
 
 
 def _grade(course, assignment: str, submissions) -> int:
@@ -62,6 +63,17 @@ def test_grading_refuses_without_bubblewrap(fixture_course, monkeypatch, capsys)
     assert code == 2
     err = capsys.readouterr().err
     assert "apt-get install bubblewrap" in err and "--no-sandbox" in err
+
+
+def test_grading_refuses_a_python_under_tmp_the_sandbox_would_hide(
+    fixture_course, monkeypatch, capsys
+):
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/bwrap")
+    monkeypatch.setattr(sandbox, "python_roots", lambda: ["/usr/lib/python3", "/tmp/ci/.venv"])
+    code = _grade(fixture_course, "hw9_fixture", str(fixture_course))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "/tmp/ci/.venv" in err and "outside /tmp" in err and "--no-sandbox" in err
 
 
 def test_check_reports_problems_with_exit_1(fixture_course, capsys):

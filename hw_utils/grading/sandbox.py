@@ -46,6 +46,7 @@ class SandboxPolicy(NamedTuple):
 
 
 BWRAP = "bwrap"
+SANDBOX_TMP = "/tmp"  # inside the sandbox: a link into its own tmpfs, hiding the machine's /tmp
 FIRST_SANDBOX_UID = 61000
 # Address space that the Python installation maps before any student code runs (PyTorch's
 # libraries are large); added to the memory limit when RLIMIT_AS stands in for a cgroup.
@@ -53,13 +54,23 @@ LIBRARIES_MB = 6144
 
 
 def require_bwrap() -> str:
-    """Path of bwrap, or :class:`SandboxUnavailableError` with the fix."""
+    """Path of bwrap, or :class:`SandboxUnavailableError` with the fix: bwrap is missing, or
+    this Python or hw_utils lives under ``/tmp``, which the sandbox replaces with its own
+    scratch space (the kernel would find no Python there)."""
     path = shutil.which(BWRAP)
     if path is None:
         raise SandboxUnavailableError(
             "bubblewrap (bwrap) is not installed, and student code must not run unconfined. "
             "Install it (Debian/Ubuntu: sudo apt-get install bubblewrap), or, only for "
             "submissions you trust, pass --no-sandbox."
+        )
+    under_tmp = [root for root in python_roots() if Path(root).is_relative_to(SANDBOX_TMP)]
+    if under_tmp:
+        raise SandboxUnavailableError(
+            f"The Python installation or hw_utils is under {SANDBOX_TMP} ({', '.join(under_tmp)}),"
+            f" which the grading sandbox replaces with its own empty scratch folder, so student"
+            f" kernels could not start. Clone the course and make its .venv outside {SANDBOX_TMP}"
+            f" (e.g. in your home folder), or, only for submissions you trust, pass --no-sandbox."
         )
     return path
 
