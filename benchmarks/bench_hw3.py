@@ -20,23 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from notebook_timing import cell_seconds
-
-from hw_utils.grading.cells import is_test
+from notebook_timing import execute_copy, print_timing, printed
 
 SOURCE = Path(__file__).resolve().parents[1] / "source" / "hw3_regularization"
 NOTEBOOK_NAME = "hw3_regularization.ipynb"
 NOTEBOOK_TARGET_S = 120.0
-CELL_TARGET_S = 30.0
-TESTS_TARGET_S = 10.0
 REPORT = """
 import json
 NEAR_ZERO_BY_RUN = {}
@@ -52,69 +44,20 @@ print(json.dumps({"summaries": {k: v._asdict() for k, v in summaries.items()},
 """
 
 
-def _label(index: int, cell: nbformat.NotebookNode) -> str:
-    """The cell's grade id, or its index and first line."""
-    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-    first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-    return grade_id or f"cell {index}: {first_line[:40]}"
-
-
-def execute(profile: str, extra_cell: str | None = None) -> tuple[nbformat.NotebookNode, float]:
-    """The source notebook executed in ``profile`` (with ``extra_cell`` appended), and the
-    seconds it took, kernel start included."""
-    os.environ["HW_PROFILE"] = profile
-    with tempfile.TemporaryDirectory(prefix="bench-hw3-") as scratch:
-        folder = Path(shutil.copytree(SOURCE, Path(scratch) / SOURCE.name))
-        nb = nbformat.read(folder / NOTEBOOK_NAME, as_version=4)
-        if extra_cell:
-            nb.cells.append(nbformat.v4.new_code_cell(extra_cell))
-        client = NotebookClient(
-            nb,
-            timeout=3600,
-            kernel_name="python3",
-            record_timing=True,
-            resources={"metadata": {"path": str(folder)}},
-        )
-        start = time.perf_counter()
-        client.execute()
-        return nb, time.perf_counter() - start
-
-
 def timing() -> None:
-    nb, notebook_s = execute("ci")
-    cells = [
-        (_label(index, cell), cell_seconds(cell), is_test(cell))
-        for index, cell in enumerate(nb.cells)
-        if cell.cell_type == "code"
-    ]
-    tests = [(label, seconds) for label, seconds, tested in cells if tested]
-    tests_s = sum(seconds for _, seconds in tests)
-    slowest = max(seconds for _, seconds, _ in cells)
-    print(f"{NOTEBOOK_NAME}, CI profile, reference solution")
-    print(
-        f"  whole notebook, kernel start included: {notebook_s:.1f} s "
-        f"(target <= {NOTEBOOK_TARGET_S:.0f} s: {notebook_s / NOTEBOOK_TARGET_S:.0%} of it)"
-    )
-    print(
-        f"  slowest cell: {slowest:.1f} s (target <= {CELL_TARGET_S:.0f} s: "
-        f"{slowest / CELL_TARGET_S:.0%} of it); the eight slowest:"
-    )
-    for label, seconds, _ in sorted(cells, key=lambda item: -item[1])[:8]:
-        print(f"    {label:<50} {seconds:6.2f} s")
-    print(
-        f"  test cells: {len(tests)}, together {tests_s:.2f} s (target <= {TESTS_TARGET_S:.0f} s:"
-        f" {tests_s / TESTS_TARGET_S:.0%} of it); the five slowest:"
-    )
-    for label, seconds in sorted(tests, key=lambda item: -item[1])[:5]:
-        print(f"    {label:<50} {seconds * 1e3:6.0f} ms")
+    with tempfile.TemporaryDirectory(prefix="bench-hw3-") as scratch:
+        nb, seconds, _ = execute_copy(SOURCE, NOTEBOOK_NAME, "ci", Path(scratch))
+    print_timing(nb, seconds, f"{NOTEBOOK_NAME}, CI profile, reference solution", NOTEBOOK_TARGET_S)
 
 
 def effects(save: Path | None) -> None:
-    nb, seconds = execute("full", REPORT)
+    with tempfile.TemporaryDirectory(prefix="bench-hw3-") as scratch:
+        nb, seconds, _ = execute_copy(
+            SOURCE, NOTEBOOK_NAME, "full", Path(scratch), extra_cell=REPORT
+        )
     if save:
         nbformat.write(nb, save)
-    printed = "".join(output.get("text", "") for output in nb.cells[-1].outputs)
-    report = json.loads(printed.strip().splitlines()[-1])
+    report = json.loads(printed(nb.cells[-1]).strip().splitlines()[-1])
     summaries = report["summaries"]
     plain_gap = summaries["plain"]["gap"]
     print(f"\n{NOTEBOOK_NAME}, full profile, reference solution ({seconds / 60:.1f} min)")

@@ -25,24 +25,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from notebook_timing import cell_seconds
+from notebook_timing import execute_copy, print_timing
 
 from hw_utils.experiments import load_records
-from hw_utils.grading.cells import is_test
 
 SOURCE = Path(__file__).resolve().parents[1] / "source" / "hw4_batchnorm"
 NOTEBOOK_NAME = "hw4_batchnorm.ipynb"
 NOTEBOOK_TARGET_S = 120.0
-CELL_TARGET_S = 30.0
-TESTS_TARGET_S = 10.0
 NUM_CLASSES = 6
 CHANCE = 100 / NUM_CLASSES
 STALLED = 0.95  # a run whose final training loss stays above this fraction of ln(classes) stalled
@@ -50,59 +43,6 @@ REPORT = (
     "import json; print('BENCH ' + json.dumps({'ways': ways, 'target': TARGET, "
     "'as_trained': as_trained}))"
 )
-
-
-def _label(index: int, cell: nbformat.NotebookNode) -> str:
-    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-    first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-    return grade_id or f"cell {index}: {first_line[:40]}"
-
-
-def execute(profile: str, scratch: Path) -> tuple[nbformat.NotebookNode, float, Path]:
-    """The notebook executed in ``profile`` in a copy of its folder under ``scratch``, its wall
-    time, and the folder (with the experiment records in ``results/``)."""
-    os.environ["HW_PROFILE"] = profile
-    folder = Path(shutil.copytree(SOURCE, scratch / profile))
-    nb = nbformat.read(folder / NOTEBOOK_NAME, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(REPORT))
-    client = NotebookClient(
-        nb,
-        timeout=1800,
-        kernel_name="python3",
-        record_timing=True,
-        resources={"metadata": {"path": str(folder)}},
-    )
-    start = time.perf_counter()
-    client.execute()
-    return nb, time.perf_counter() - start, folder
-
-
-def print_timing(nb: nbformat.NotebookNode, notebook_s: float) -> None:
-    cells = [
-        (_label(index, cell), cell_seconds(cell), is_test(cell))
-        for index, cell in enumerate(nb.cells[:-1])
-        if cell.cell_type == "code"
-    ]
-    tests = [(label, seconds) for label, seconds, tested in cells if tested]
-    tests_s = sum(seconds for _, seconds in tests)
-    slowest = max(seconds for _, seconds, _ in cells)
-    print(f"{NOTEBOOK_NAME}, CI profile, reference solution")
-    print(
-        f"  whole notebook, kernel start included: {notebook_s:.1f} s "
-        f"(target <= {NOTEBOOK_TARGET_S:.0f} s: {notebook_s / NOTEBOOK_TARGET_S:.0%} of it)"
-    )
-    print(
-        f"  slowest cell: {slowest:.1f} s (target <= {CELL_TARGET_S:.0f} s: "
-        f"{slowest / CELL_TARGET_S:.0%} of it); the eight slowest:"
-    )
-    for label, seconds, _ in sorted(cells, key=lambda item: -item[1])[:8]:
-        print(f"    {label:<50} {seconds:6.2f} s")
-    print(
-        f"  test cells: {len(tests)}, together {tests_s:.2f} s (target <= {TESTS_TARGET_S:.0f} "
-        f"s: {tests_s / TESTS_TARGET_S:.0%} of it); the five slowest:"
-    )
-    for label, seconds in sorted(tests, key=lambda item: -item[1])[:5]:
-        print(f"    {label:<50} {seconds * 1e3:6.0f} ms")
 
 
 def _best(records: list, bn: bool, key: str) -> dict:
@@ -185,10 +125,15 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also run the full profile")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-hw4-") as scratch:
-        nb, seconds, _ = execute("ci", Path(scratch))
-        print_timing(nb, seconds)
+        nb, seconds, _ = execute_copy(
+            SOURCE, NOTEBOOK_NAME, "ci", Path(scratch), extra_cell=REPORT, timeout=1800
+        )
+        title = f"{NOTEBOOK_NAME}, CI profile, reference solution"
+        print_timing(nb, seconds, title, NOTEBOOK_TARGET_S, cells=-1)
         if args.full:
-            nb, seconds, folder = execute("full", Path(scratch))
+            nb, seconds, folder = execute_copy(
+                SOURCE, NOTEBOOK_NAME, "full", Path(scratch), extra_cell=REPORT, timeout=1800
+            )
             print(f"\nFull profile: whole notebook {seconds:.0f} s")
             print_effects(nb, folder)
 

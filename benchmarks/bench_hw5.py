@@ -19,86 +19,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from notebook_timing import cell_seconds
-
-from hw_utils.grading.cells import is_test
+from notebook_timing import execute_copy, print_timing, printed
 
 SOURCE = Path(__file__).resolve().parents[1] / "source" / "hw5_adam"
 NOTEBOOK_NAME = "hw5_adam.ipynb"
 NOTEBOOK_TARGET_S = 120.0
-CELL_TARGET_S = 30.0
-TESTS_TARGET_S = 10.0
 RESULTS_MARKER = "RESULTS_JSON="
-
-
-def _label(index: int, cell: nbformat.NotebookNode) -> str:
-    """The cell's grade id, or its index and first line."""
-    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-    first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-    return grade_id or f"cell {index}: {first_line[:40]}"
 
 
 def _execute(profile: str) -> tuple[nbformat.NotebookNode, float, dict]:
     """The executed notebook, its wall time and its RESULTS (read by an appended cell)."""
-    os.environ["HW_PROFILE"] = profile
+    report = f"import json\nprint({RESULTS_MARKER!r} + json.dumps(RESULTS))"
     with tempfile.TemporaryDirectory(prefix="bench-hw5-") as scratch:
-        folder = Path(shutil.copytree(SOURCE, Path(scratch) / SOURCE.name))
-        nb = nbformat.read(folder / NOTEBOOK_NAME, as_version=4)
-        nb.cells.append(
-            nbformat.v4.new_code_cell(
-                f"import json\nprint({RESULTS_MARKER!r} + json.dumps(RESULTS))"
-            )
+        nb, seconds, _ = execute_copy(
+            SOURCE, NOTEBOOK_NAME, profile, Path(scratch), extra_cell=report, timeout=1800
         )
-        client = NotebookClient(
-            nb,
-            timeout=1800,
-            kernel_name="python3",
-            record_timing=True,
-            resources={"metadata": {"path": str(folder)}},
-        )
-        start = time.perf_counter()
-        client.execute()
-        seconds = time.perf_counter() - start
-    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
-    results = json.loads(printed.split(RESULTS_MARKER, 1)[1])
+    results = json.loads(printed(nb.cells[-1]).split(RESULTS_MARKER, 1)[1])
     nb.cells.pop()
     return nb, seconds, results
-
-
-def _timings(nb: nbformat.NotebookNode, notebook_s: float, profile: str) -> None:
-    cells = [
-        (_label(index, cell), cell_seconds(cell), is_test(cell))
-        for index, cell in enumerate(nb.cells)
-        if cell.cell_type == "code"
-    ]
-    tests = [(label, seconds) for label, seconds, tested in cells if tested]
-    tests_s = sum(seconds for _, seconds in tests)
-    slowest = max(seconds for _, seconds, _ in cells)
-    print(f"{NOTEBOOK_NAME}, {profile} profile, reference solution")
-    print(
-        f"  whole notebook, kernel start included: {notebook_s:.1f} s "
-        f"(CI target <= {NOTEBOOK_TARGET_S:.0f} s: {notebook_s / NOTEBOOK_TARGET_S:.0%} of it)"
-    )
-    print(
-        f"  slowest cell: {slowest:.1f} s (target <= {CELL_TARGET_S:.0f} s: "
-        f"{slowest / CELL_TARGET_S:.0%} of it); the eight slowest:"
-    )
-    for label, seconds, _ in sorted(cells, key=lambda item: -item[1])[:8]:
-        print(f"    {label:<50} {seconds:6.2f} s")
-    print(
-        f"  test cells: {len(tests)}, together {tests_s:.2f} s (target <= "
-        f"{TESTS_TARGET_S:.0f} s); the five slowest:"
-    )
-    for label, seconds in sorted(tests, key=lambda item: -item[1])[:5]:
-        print(f"    {label:<50} {seconds * 1e3:6.0f} ms")
 
 
 def _epochs(value: int | None) -> str:
@@ -155,7 +97,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="the full profile (about 10 min)")
     profile = "full" if parser.parse_args().full else "ci"
     nb, seconds, results = _execute(profile)
-    _timings(nb, seconds, profile)
+    title = f"{NOTEBOOK_NAME}, {profile} profile, reference solution"
+    print_timing(nb, seconds, title, NOTEBOOK_TARGET_S)
     if profile == "full":
         _effects(results)
     else:

@@ -17,22 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-from notebook_timing import cell_seconds
+from notebook_timing import cell_label, execute_copy, print_timing, printed
 
-from hw_utils.grading.cells import is_test
 from hw_utils.models import read_record
 
 SOURCE = Path(__file__).resolve().parents[1] / "source" / "hw6_transfer_learning"
 NOTEBOOK_NAME = "hw6_transfer_learning.ipynb"
-NOTEBOOK_TARGET_S, CELL_TARGET_S, TESTS_TARGET_S = 180.0, 30.0, 10.0
+NOTEBOOK_TARGET_S = 180.0
 REPORT = """
 import json
 print("BENCH" + json.dumps({
@@ -42,68 +37,22 @@ print("BENCH" + json.dumps({
 """
 
 
-def _label(index: int, cell: nbformat.NotebookNode) -> str:
-    """The cell's grade id, or its index and first line."""
-    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-    first_line = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-    return grade_id or f"cell {index}: {first_line[:40]}"
-
-
-def _execute(profile: str, extra: str = "") -> tuple[nbformat.NotebookNode, float]:
-    os.environ["HW_PROFILE"] = profile
+def _execute(profile: str, extra_cell: str | None = None) -> tuple[nbformat.NotebookNode, float]:
     with tempfile.TemporaryDirectory(prefix="bench-hw6-") as scratch:
-        folder = Path(shutil.copytree(SOURCE, Path(scratch) / SOURCE.name))
-        nb = nbformat.read(folder / NOTEBOOK_NAME, as_version=4)
-        if extra:
-            nb.cells.append(nbformat.v4.new_code_cell(extra))
-        client = NotebookClient(
-            nb,
-            timeout=1800,
-            kernel_name="python3",
-            record_timing=True,
-            resources={"metadata": {"path": str(folder)}},
+        nb, seconds, _ = execute_copy(
+            SOURCE, NOTEBOOK_NAME, profile, Path(scratch), extra_cell=extra_cell, timeout=1800
         )
-        start = time.perf_counter()
-        client.execute()
-        return nb, time.perf_counter() - start
-
-
-def _printed(cell: nbformat.NotebookNode) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
+    return nb, seconds
 
 
 def ci_timing() -> None:
-    nb, notebook_s = _execute("ci")
-    cells = [
-        (_label(index, cell), cell_seconds(cell), is_test(cell))
-        for index, cell in enumerate(nb.cells)
-        if cell.cell_type == "code"
-    ]
-    tests = [(label, seconds) for label, seconds, tested in cells if tested]
-    tests_s = sum(seconds for _, seconds in tests)
-    slowest = max(seconds for _, seconds, _ in cells)
-    print(f"{NOTEBOOK_NAME}, CI profile, reference solution")
-    print(
-        f"  whole notebook, kernel start included: {notebook_s:.1f} s "
-        f"(target <= {NOTEBOOK_TARGET_S:.0f} s: {notebook_s / NOTEBOOK_TARGET_S:.0%} of it)"
-    )
-    print(
-        f"  slowest cell: {slowest:.1f} s (target <= {CELL_TARGET_S:.0f} s: "
-        f"{slowest / CELL_TARGET_S:.0%} of it); the eight slowest:"
-    )
-    for label, seconds, _ in sorted(cells, key=lambda item: -item[1])[:8]:
-        print(f"    {label:<50} {seconds:6.2f} s")
-    print(
-        f"  test cells: {len(tests)}, together {tests_s:.2f} s (target <= {TESTS_TARGET_S:.0f} "
-        f"s: {tests_s / TESTS_TARGET_S:.0%} of it); the slowest:"
-    )
-    for label, seconds in sorted(tests, key=lambda item: -item[1])[:3]:
-        print(f"    {label:<50} {seconds * 1e3:6.0f} ms")
+    nb, seconds = _execute("ci")
+    print_timing(nb, seconds, f"{NOTEBOOK_NAME}, CI profile, reference solution", NOTEBOOK_TARGET_S)
 
 
 def full_effects() -> None:
     nb, notebook_s = _execute("full", REPORT)
-    report = json.loads(_printed(nb.cells[-1]).partition("BENCH")[2])
+    report = json.loads(printed(nb.cells[-1]).partition("BENCH")[2])
     accuracy = {(method, k): value for method, k, value in report["results"]}
     labels = report["labels"]
     methods = list(dict.fromkeys(method for method, _, _ in report["results"]))
@@ -124,11 +73,11 @@ def full_effects() -> None:
     for index, cell in enumerate(nb.cells[:-1]):
         lines = [
             line.rsplit("\r", 1)[-1]
-            for line in _printed(cell).splitlines()
+            for line in printed(cell).splitlines()
             if "%" in line and "it/s]" not in line and "s/it]" not in line
         ]
         for line in lines:
-            print(f"    [{_label(index, cell)[:24]}] {line.strip()}")
+            print(f"    [{cell_label(index, cell)[:24]}] {line.strip()}")
 
 
 def pretraining() -> None:
