@@ -99,8 +99,12 @@ def trusted_copy(course_root: Path, assignment: Assignment, scratch: Path) -> Pa
     return copy
 
 
-def register_assignment(copy: Path, assignment: Assignment, db_url: str) -> None:
-    """Record the assignment (notebooks, cells, hidden tests) in the gradebook at ``db_url``."""
+def register_assignment(
+    copy: Path, assignment: Assignment, db_url: str, release_dir: Path | None = None
+) -> None:
+    """Record the assignment (notebooks, cells, hidden tests) in the gradebook at ``db_url``;
+    nbgrader also writes a release into ``release_dir`` (default: ``copy/release``), which two
+    registrations running at once must not share."""
     ensure_sqlite_gradebook(db_url)
     run_nbgrader(
         [
@@ -108,7 +112,7 @@ def register_assignment(copy: Path, assignment: Assignment, db_url: str) -> None
             assignment.id,
             "--force",
             f"--db={db_url}",
-            f"--CourseDirectory.release_directory={copy / 'release'}",
+            f"--CourseDirectory.release_directory={release_dir or copy / 'release'}",
         ],
         copy,
     )

@@ -40,6 +40,7 @@ from hw_utils.grading.samples import scores_match
 from hw_utils.grading.sandbox import SandboxPolicy, require_bwrap
 from hw_utils.grading.submissions import Submission, discover
 from hw_utils.manifest import Assignment, get_assignment
+from hw_utils.references import all_references
 
 NEEDS_MANUAL_GRADE = "needs_manual_grade"
 EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
@@ -78,13 +79,25 @@ def _work(submission: Submission) -> A.SubmittedWork:
     return A.SubmittedWork(submission.student_id, notebooks, submission.flags)
 
 
+def group_sizes(count: int, jobs: int) -> list[int]:
+    """Sizes of the groups ``count`` submissions are graded in: at most :data:`GROUP_SIZE` each,
+    as many groups as a multiple of ``jobs``, sizes differing by one at most, so that the jobs
+    finish together (19 submissions on 2 jobs: 5, 5, 5, 4, not 6, 6, 6, 1)."""
+    if count == 0:
+        return []
+    jobs = max(1, jobs)
+    groups = min(count, jobs * math.ceil(count / (jobs * GROUP_SIZE)))
+    size, larger = divmod(count, groups)
+    return [size + 1] * larger + [size] * (groups - larger)
+
+
 def _tasks(assignment: Assignment, found: list[Submission], bundle: bytes, policy, jobs: int):
-    size = max(1, min(GROUP_SIZE, math.ceil(len(found) / max(1, jobs))))
     works = [_work(s) for s in found]
-    return [
-        A.GradingTask(assignment, tuple(works[i : i + size]), bundle, policy)
-        for i in range(0, len(works), size)
-    ]
+    tasks, start = [], 0
+    for size in group_sizes(len(works), jobs):
+        tasks.append(A.GradingTask(assignment, tuple(works[start : start + size]), bundle, policy))
+        start += size
+    return tasks
 
 
 def _run_all(
@@ -113,14 +126,32 @@ def _run_all(
 
 
 def _write_feedback(
-    copy: Path, course_root: Path, assignment_id: str, db_url: str, students, out_dir: Path
+    copy: Path,
+    course_root: Path,
+    assignment_id: str,
+    db_url: str,
+    students: list[str],
+    out_dir: Path,
+    jobs: int = 1,
 ) -> None:
     """Render the feedback of this run's students with nbgrader in the trusted copy (so that
-    runs at the same time never render each other's students), then copy it to the course's
-    ``feedback/`` and to ``out_dir``."""
-    run_nbgrader(
-        ["generate_feedback", assignment_id, "--force", f"--db={db_url}"], copy, check=False
-    )
+    runs at the same time never render each other's students), ``jobs`` nbgrader processes at
+    once, each on its share of the students; then copy it to the course's ``feedback/`` and to
+    ``out_dir``."""
+    shares = [students[k :: max(1, jobs)] for k in range(max(1, jobs))]
+    shares = [share for share in shares if share]
+
+    def render(share: list[str]) -> None:
+        others = ",".join(s for s in students if s not in share)
+        exclude = [f"--CourseDirectory.student_id_exclude={others}"] if others else []
+        run_nbgrader(
+            ["generate_feedback", assignment_id, "--force", f"--db={db_url}", *exclude],
+            copy,
+            check=False,
+        )
+
+    with ThreadPoolExecutor(max_workers=max(1, len(shares))) as pool:
+        list(pool.map(render, shares))
     for student in students:
         rendered = copy / "feedback" / student / assignment_id
         if rendered.is_dir():
@@ -201,9 +232,23 @@ def grade_batch(
         found = discover(Path(submissions), assignment, Path(scratch))
         log(f"{assignment_id}: {len(found)} submission(s) in {submissions}")
         copy = A.trusted_copy(course_root, assignment, Path(scratch))
-        bundle = A.make_bundle(copy, assignment)
-        with gradebook_lock(course_root):
-            retried(lambda: A.register_assignment(copy, assignment, db_url))
+
+        def register() -> None:
+            with gradebook_lock(course_root):
+                retried(
+                    lambda: A.register_assignment(
+                        copy, assignment, db_url, Path(scratch) / "registered-release"
+                    )
+                )
+
+        # At once: two nbgrader processes of a few seconds each (the course gradebook's record
+        # of the assignment, and the template gradebook that goes into the bundle), and the
+        # imports of the static scan's course references (seconds, once per process).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            registered = pool.submit(register)
+            pool.submit(all_references)
+            bundle = A.make_bundle(copy, assignment)
+            registered.result()
         zero = A.scores_from_gradebook(copy / "gradebook.db", assignment, None)
 
         def fallback(task: A.GradingTask, error: Exception) -> list[A.SubmissionResult]:
@@ -259,7 +304,7 @@ def grade_batch(
 
         rows.sort(key=lambda r: r.student_id)
         students = [r.student_id for r in rows]
-        _write_feedback(copy, course_root, assignment_id, db_url, students, out_dir)
+        _write_feedback(copy, course_root, assignment_id, db_url, students, out_dir, jobs)
     _write_csv(out_dir, rows, db_url, assignment_id)
     return BatchReport(assignment_id, rows, out_dir, round(time.monotonic() - started, 1))
 
