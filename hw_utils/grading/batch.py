@@ -211,8 +211,11 @@ def grade_batch(
     scheduler: str | None = None,
     sandbox: bool = True,
     log: Callable[[str], None] = print,
+    threads: int | None = None,
 ) -> BatchReport:
-    """Grade every submission at ``submissions`` and write the reports into ``out_dir``."""
+    """Grade every submission at ``submissions`` and write the reports into ``out_dir``.
+    ``threads``: math threads per kernel (default: the cores shared by ``jobs``; less when
+    other batches run at the same time, since oversubscribed PyTorch threads crawl)."""
     started = time.monotonic()
     course_root = Path(course_root).resolve()
     assignment = get_assignment(course_root, assignment_id)
@@ -222,7 +225,7 @@ def grade_batch(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Jobs share the cores: more math threads than cores per job only thrash.
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    threads = threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
     support = probe_limits() if sandbox else None
     policy = SandboxPolicy(enabled=sandbox, threads=threads, limits=support)
     if support is not None:

@@ -10,6 +10,7 @@ them); ``all_samples`` grades every one. Assignments are graded ``jobs`` at a ti
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,7 +41,12 @@ def representative(
 
 
 def _demo_one(
-    course_root: Path, out_dir: Path, assignment_id: str, all_samples: bool, sandbox: bool
+    course_root: Path,
+    out_dir: Path,
+    assignment_id: str,
+    all_samples: bool,
+    sandbox: bool,
+    threads: int,
 ) -> tuple[BatchReport, dict[str, float], str]:
     """Build, write the samples, grade; returns the report, the expectations and what it
     printed (kept, so that assignments graded at once do not interleave their lines)."""
@@ -66,6 +72,7 @@ def _demo_one(
         jobs=1,
         sandbox=sandbox,
         log=lines.append,
+        threads=threads,
     )
     lines += ["", format_table(report, expected), ""]
     lines.append(
@@ -97,9 +104,11 @@ def run_demo(
         flush=True,
     )
     results = []
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))  # the cores shared by the batches
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [
-            pool.submit(_demo_one, course_root, out_dir, a, all_samples, sandbox) for a in ids
+            pool.submit(_demo_one, course_root, out_dir, a, all_samples, sandbox, threads)
+            for a in ids
         ]
         for future in futures:
             report, expected, printed = future.result()
