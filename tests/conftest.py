@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ["HW_PROFILE"] = "ci"
 os.environ["MPLBACKEND"] = "Agg"
@@ -76,3 +77,14 @@ def _built_fixture_course(tmp_path_factory) -> Path:
 def fixture_course(_built_fixture_course: Path, tmp_path: Path) -> Path:
     """A private copy of the built fixture course (release included)."""
     return Path(shutil.copytree(_built_fixture_course, tmp_path / "course"))
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """One math thread for a module's tests (``pytestmark = usefixtures("single_thread")``):
+    small tensors run faster without thread start-ups, and results do not depend on the core
+    count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,12 +15,7 @@ from hw_utils.training import fit, train_epoch
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _dataset(count=12, seed=0):

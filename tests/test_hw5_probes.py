@@ -16,13 +16,7 @@ from hw_utils.boundary import calls
 from hw_utils.probes import hw5
 from hw_utils.references import all_references
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _problem(steps=6, seed=0, shapes=((3, 2), (4,)), missing=()):

@@ -25,13 +25,7 @@ from hw_utils.models import (
 from hw_utils.models import pretrain as pretrain_script
 from hw_utils.models.pretrained import ASSETS, COURSE_BACKBONE, sha256_of
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 # ---- the architecture ---------------------------------------------------------------------

@@ -21,12 +21,7 @@ from hw_utils.training import fit
 ARCH = {"num_classes": 3, "widths": (4, 6, 8), "blocks": (1, 2, 1)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _batch_norms(model):

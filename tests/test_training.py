@@ -25,13 +25,7 @@ from hw_utils.training import (
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Tiny tensors train far faster on one thread than with threads fighting on a busy CI box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 class Offset(nn.Module):
