@@ -76,3 +76,24 @@ def solution_ids(notebook) -> list[str]:
 def graded_tests(notebook) -> dict[int, object]:
     """Index -> cell of every autograded test cell."""
     return {i: c for i, c in enumerate(notebook.cells) if C.is_test(c)}
+
+
+def assert_each_test_stops_on_a_named_stub(notebook, shown: dict[int, list[str]]) -> None:
+    """``shown``: the errors each test cell of an untouched release shows (index -> texts, cell
+    by cell after Run All stopped). Each test cell shows exactly one, a stub's
+    NotImplementedError naming a function of the release, in a few lines; every solution cell's
+    function is named by some test cell."""
+    stubs, named = stub_names(notebook), set()
+    for index, errors in shown.items():
+        assert len(errors) == 1, f"test cell {index} shows {len(errors)} errors:\n{errors}"
+        message = STUB_ERROR.search(errors[0])
+        assert message and message.group(1) in stubs, (
+            f"test cell {index} of the untouched release fails with something other than a "
+            f"stub's NotImplementedError:\n{errors[0][-2000:]}"
+        )
+        assert len(errors[0].splitlines()) <= MAX_ERROR_LINES and "tensor(" not in errors[0], (
+            f"test cell {index} shows a wall of text for an untouched stub:\n{errors[0]}"
+        )
+        named.add(message.group(1))
+    unnamed = [f for f in solution_ids(notebook) if not any(n.split(".")[0] == f for n in named)]
+    assert not unnamed, f"no test cell of the untouched release names the stub of {unnamed}"

@@ -43,10 +43,10 @@ from .course_copy import (
     MAX_ERROR_LINES,
     REAL_ASSIGNMENTS,
     STUB_ERROR,
+    assert_each_test_stops_on_a_named_stub,
     graded_tests,
     partly_wrong_sample,
     sample,
-    solution_ids,
     stub_names,
     student_folder,
     write_work,
@@ -214,21 +214,7 @@ def test_untouched_release_stops_at_each_stub_naming_the_function(
     cells = lab.run_cells_from(page, first.index + 1, cell_timeout)
     browser_session.shot(page, f"{assignment_id}-untouched-cell-by-cell")
     assert len(cells) == len(notebook.cells)
-    named = set()
-    for index in tests:
-        shown = errors(cells[index])
-        assert len(shown) == 1, f"test cell {index} shows {len(shown)} errors:\n{shown}"
-        message = STUB_ERROR.search(shown[0])
-        assert message and message.group(1) in stubs, (
-            f"test cell {index} of the untouched release fails with something other than a "
-            f"stub's NotImplementedError:\n{shown[0][-2000:]}"
-        )
-        assert len(shown[0].splitlines()) <= MAX_ERROR_LINES and "tensor(" not in shown[0], (
-            f"test cell {index} shows a wall of text for an untouched stub:\n{shown[0]}"
-        )
-        named.add(message.group(1))
-    unnamed = [f for f in solution_ids(notebook) if not any(n.split(".")[0] == f for n in named)]
-    assert not unnamed, f"no test cell of the untouched release names the stub of {unnamed}"
+    assert_each_test_stops_on_a_named_stub(notebook, {i: errors(cells[i]) for i in tests})
 
 
 @pytest.mark.parametrize("assignment_id", GUIDE_ASSIGNMENTS)
